@@ -1,0 +1,47 @@
+"""Sign, encrypt, verify and decrypt NIEM messages (W3C XML Signature and XML Encryption), and the dev PKI.
+
+Load keys once (``SigningIdentity.load``, ``RecipientCertificate.load``, ``PrivateKey.load``), then call::
+
+    signed = sign(root, identity)                  # enveloped RSA-SHA256 / ECDSA-SHA256, exclusive c14n
+    message = encrypt(signed, recipient)           # AES-256-GCM + RSA-OAEP, bytes with an XML declaration
+    plaintext = decrypt(message, private_key)      # receiving side
+    document = verify(plaintext, [signer_cert])    # a fresh tree of what was signed, signature removed
+
+Every refusal is a ``transforms.model.errors.SecurityError`` that never quotes the document.
+Both ends interoperate with the ``xmlsec1`` command-line tool.
+"""
+from exchange.security.algorithms import (
+    C14N,
+    BlockCipher,
+    DigestMethod,
+    KeyTransport,
+    Legacy,
+    SignatureMethod,
+    Transform,
+)
+from exchange.security.encryption import decrypt, encrypt
+from exchange.security.keys import PrivateKey, RecipientCertificate, SigningIdentity, fingerprint
+from exchange.security.pki import DevPki, mint_dev_pki
+from exchange.security.signing import sign, verify
+from transforms.model.errors import SecurityError
+
+__all__ = [
+    "C14N",
+    "BlockCipher",
+    "DevPki",
+    "DigestMethod",
+    "KeyTransport",
+    "Legacy",
+    "PrivateKey",
+    "RecipientCertificate",
+    "SecurityError",
+    "SignatureMethod",
+    "SigningIdentity",
+    "Transform",
+    "decrypt",
+    "encrypt",
+    "fingerprint",
+    "mint_dev_pki",
+    "sign",
+    "verify",
+]

@@ -1,0 +1,220 @@
+"""Keys and certificates, loaded once per process and reused for every message.
+
+Loading is the slow part (reading and parsing PEM, building an xmlsec key store): re-loading a recipient
+certificate per message drops encryption from thousands to about a hundred messages a second
+(shared/research/deps.md, section 8). So each holder below is built once with ``load`` and then passed to
+``sign``, ``encrypt`` or ``decrypt`` as often as needed.
+
+Refusals raise :class:`SecurityError` naming the file, never its contents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from exchange.security.algorithms import SignatureMethod
+from transforms.model.errors import SecurityError
+
+PathLike = str | os.PathLike[str]
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """The SHA-256 fingerprint of a certificate (lower-case hex of its DER encoding)."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def public_key_digest(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
+    """SHA-256 (hex) of a public key's SubjectPublicKeyInfo: matches a private key to a certificate."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+def load_certificate(path: PathLike, *, subject: str = "certificate") -> x509.Certificate:
+    """Read one PEM certificate from ``path``; SecurityError if it is missing or not a certificate."""
+    path = Path(path)
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError:
+        raise SecurityError(f"{subject} {path.name}", "file cannot be read") from None
+    except ValueError:
+        raise SecurityError(f"{subject} {path.name}", "not a PEM certificate") from None
+
+
+def check_validity(certificate: x509.Certificate, now: dt.datetime, subject: str) -> None:
+    """Refuse a certificate that is not yet valid or has expired at ``now`` (timezone-aware)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if now < certificate.not_valid_before_utc:
+        raise SecurityError(subject, "certificate is not yet valid")
+    if now > certificate.not_valid_after_utc:
+        raise SecurityError(subject, "certificate has expired")
+
+
+def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _load_private_key(data: bytes, passphrase: bytes | None, subject: str):
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except (ValueError, TypeError):
+        # TypeError: a passphrase given for an unencrypted key or missing for an encrypted one.
+        raise SecurityError(subject, "not a PEM private key, or the passphrase is wrong") from None
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise SecurityError(subject, "only RSA and EC private keys are supported")
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise SecurityError(subject, "RSA keys shorter than 2048 bits are refused")
+    return key
+
+
+def _read(path: Path, subject: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise SecurityError(subject, "file cannot be read") from None
+
+
+@dataclass(frozen=True, eq=False)
+class SigningIdentity:
+    """Our signing key (as an ``xmlsec.Key`` carrying its certificate), ready to sign many messages."""
+
+    key: xmlsec.Key = field(repr=False)
+    certificate: x509.Certificate = field(repr=False)
+    fingerprint: str
+    method: SignatureMethod
+
+    @classmethod
+    def load(
+        cls,
+        key_pem: PathLike,
+        cert_pem: PathLike,
+        passphrase: bytes | None = None,
+        *,
+        now: dt.datetime | None = None,
+    ) -> SigningIdentity:
+        """Load a PEM private key and its PEM certificate.
+
+        Refuses a key that does not belong to the certificate, a certificate whose KeyUsage does not
+        allow digital signatures, and (when ``now`` is given) a certificate outside its validity period.
+        """
+        key_path, cert_path = Path(key_pem), Path(cert_pem)
+        subject = f"signing key {key_path.name}"
+        key_data = _read(key_path, subject)
+        private_key = _load_private_key(key_data, passphrase, subject)
+        certificate = load_certificate(cert_path, subject="signing certificate")
+        cert_subject = f"signing certificate {cert_path.name}"
+        if public_key_digest(private_key.public_key()) != public_key_digest(certificate.public_key()):
+            raise SecurityError(subject, "the key does not belong to the certificate")
+        usage = _key_usage(certificate)
+        if usage is not None and not usage.digital_signature:
+            raise SecurityError(cert_subject, "KeyUsage does not allow digital signatures")
+        if now is not None:
+            check_validity(certificate, now, cert_subject)
+        try:
+            key = xmlsec.Key.from_memory(key_data, xmlsec.constants.KeyDataFormatPem, passphrase)
+            key.load_cert_from_memory(
+                certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatPem
+            )
+        except xmlsec.Error:
+            raise SecurityError(subject, "xmlsec cannot load the key") from None
+        method = (
+            SignatureMethod.ECDSA_SHA256
+            if isinstance(private_key, ec.EllipticCurvePrivateKey)
+            else SignatureMethod.RSA_SHA256
+        )
+        return cls(key=key, certificate=certificate, fingerprint=fingerprint(certificate), method=method)
+
+
+@dataclass(frozen=True, eq=False)
+class RecipientCertificate:
+    """A recipient's encryption certificate with a preloaded ``xmlsec.KeysManager`` for key transport."""
+
+    certificate: x509.Certificate = field(repr=False)
+    manager: xmlsec.KeysManager = field(repr=False)
+    fingerprint: str
+    not_valid_after: dt.datetime
+
+    @classmethod
+    def load(cls, cert_pem: PathLike, *, now: dt.datetime) -> RecipientCertificate:
+        """Load a recipient's PEM certificate, refusing one that is expired or not yet valid at ``now``.
+
+        Also refused: a non-RSA key (the key transport is RSA-OAEP), an RSA key under 2048 bits and a
+        KeyUsage without keyEncipherment.
+        """
+        path = Path(cert_pem)
+        subject = f"recipient certificate {path.name}"
+        certificate = load_certificate(path, subject="recipient certificate")
+        check_validity(certificate, now, subject)
+        public_key = certificate.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")
+        if public_key.key_size < 2048:
+            raise SecurityError(subject, "RSA keys shorter than 2048 bits are refused")
+        usage = _key_usage(certificate)
+        if usage is not None and not usage.key_encipherment:
+            raise SecurityError(subject, "KeyUsage does not allow key encipherment")
+        manager = xmlsec.KeysManager()
+        try:
+            manager.add_key(
+                xmlsec.Key.from_memory(
+                    certificate.public_bytes(serialization.Encoding.PEM),
+                    xmlsec.constants.KeyDataFormatCertPem,
+                )
+            )
+        except xmlsec.Error:
+            raise SecurityError(subject, "xmlsec cannot load the certificate") from None
+        return cls(
+            certificate=certificate,
+            manager=manager,
+            fingerprint=fingerprint(certificate),
+            not_valid_after=certificate.not_valid_after_utc,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PrivateKey:
+    """Our decryption key on the receiving side, in a preloaded ``xmlsec.KeysManager``."""
+
+    manager: xmlsec.KeysManager = field(repr=False)
+    public_key_sha256: str
+
+    @classmethod
+    def load(cls, key_pem: PathLike, passphrase: bytes | None = None) -> PrivateKey:
+        """Load an RSA private key (PEM) used to unwrap the content keys of messages sent to us."""
+        path = Path(key_pem)
+        subject = f"private key {path.name}"
+        data = _read(path, subject)
+        private_key = _load_private_key(data, passphrase, subject)
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")
+        manager = xmlsec.KeysManager()
+        try:
+            manager.add_key(xmlsec.Key.from_memory(data, xmlsec.constants.KeyDataFormatPem, passphrase))
+        except xmlsec.Error:
+            raise SecurityError(subject, "xmlsec cannot load the key") from None
+        return cls(manager=manager, public_key_sha256=public_key_digest(private_key.public_key()))
+
+
+def load_trusted(trusted: Iterable[x509.Certificate | PathLike]) -> dict[str, x509.Certificate]:
+    """Map SHA-256 fingerprint -> certificate for a list of certificates or PEM paths."""
+    result: dict[str, x509.Certificate] = {}
+    for item in trusted:
+        certificate = item if isinstance(item, x509.Certificate) else load_certificate(
+            item, subject="trusted certificate"
+        )
+        result[fingerprint(certificate)] = certificate
+    return result
