@@ -1,0 +1,82 @@
+"""JailBooking -> ``bn:BookingNotification`` (NIEM 6.0).
+
+The mapping table (source field -> NIEM path) lives in ``niem_iepd/docs/booking-notification.md``; this
+module is its executable form. Order of children follows the sequences of the NIEM types.
+"""
+from __future__ import annotations
+
+from lxml import etree
+
+from niem_iepd import ns
+from niem_iepd.ns import j, nc
+from transforms.mapping.common import (
+    MessageHeader,
+    a_date,
+    date_time,
+    identification,
+    message_metadata,
+    organization,
+    shared_person_identification,
+)
+from transforms.model import Charge, JailBooking, PersonIdentity
+
+_NSMAP = {p: ns.PREFIXES[p] for p in ("bn", "nx", "nc", "j", "structures")}
+
+
+def booking_notification(booking: JailBooking, shared_id: str, header: MessageHeader) -> etree._Element:
+    """Build the BookingNotification for one booking of the person known by ``shared_id``."""
+    root = etree.Element(ns.MESSAGE_ROOTS["BookingNotification"], nsmap=_NSMAP)
+    root.append(message_metadata(header))
+    root.append(_booking(booking, shared_id))
+    etree.cleanup_namespaces(root, top_nsmap=_NSMAP)
+    return root
+
+
+def _booking(booking: JailBooking, shared_id: str) -> etree._Element:
+    element = j.Booking(
+        identification(nc.ActivityIdentification, booking.booking_number),
+        date_time(nc.ActivityDate, booking.booked_at),
+        organization(j.BookingAgency, booking.booking_agency),
+        identification(j.BookingAgencyRecordIdentification, booking.booking_number),
+        j.BookingDetentionFacility(nc.FacilityName(booking.facility)),
+        j.BookingSubject(_person(booking.person, shared_id)),
+    )
+    if booking.charges or booking.arresting_agency:
+        arrest = j.Arrest()
+        if booking.arresting_agency:
+            arrest.append(organization(j.ArrestAgency, booking.arresting_agency))
+        arrest.extend(_charge(charge) for charge in booking.charges)
+        element.append(arrest)
+    return element
+
+
+def _person(person: PersonIdentity, shared_id: str) -> etree._Element:
+    name = nc.PersonName(nc.PersonGivenName(person.given_name))
+    if person.middle_name:
+        name.append(nc.PersonMiddleName(person.middle_name))
+    name.append(nc.PersonSurName(person.surname))
+    if person.name_suffix:
+        name.append(nc.PersonNameSuffixText(person.name_suffix))
+    element = nc.EntityPerson(
+        a_date(nc.PersonBirthDate, person.birth_date),
+        name,
+        shared_person_identification(shared_id),
+    )
+    if person.race:
+        element.append(j.PersonRaceCode(person.race))
+    element.append(j.PersonSexCode(person.sex))
+    if person.state_id:
+        element.append(
+            j.PersonAugmentation(identification(j.PersonStateFingerprintIdentification, person.state_id))
+        )
+    return element
+
+
+def _charge(charge: Charge) -> etree._Element:
+    return j.ArrestCharge(
+        j.ChargeCountQuantity(str(charge.counts)),
+        j.ChargeDescriptionText(charge.description),
+        j.ChargeFelonyIndicator("true" if charge.felony else "false"),
+        j.ChargeSequenceID(str(charge.sequence)),
+        j.ChargeStatute(identification(j.StatuteCodeIdentification, charge.statute)),
+    )
