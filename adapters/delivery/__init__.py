@@ -1,0 +1,1 @@
+"""Transports: push signed, encrypted messages to recipients (local outbox, SFTP, SOAP)."""

@@ -1,0 +1,1 @@
+"""Durable state of an exchange: person index, windows and cursor, quarantine, outbox, ledger."""

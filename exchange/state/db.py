@@ -1,0 +1,147 @@
+"""The exchange's own state: one SQLAlchemy schema, SQLite by default, PostgreSQL by URL.
+
+Tables are SQLAlchemy Core (no ORM): the pipeline moves plain values, and Core keeps the per-row cost low.
+Everything PHI-adjacent is minimised here: the person index keeps keyed hashes, the outbox keeps only
+payloads already encrypted to their recipient, errors keep a field path and a reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("shared_id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+person_keys = Table(
+    "person_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True, doc="HMAC-SHA256 of a match key; never the key itself"),
+    Column("kind", String(32), nullable=False),
+    Column("strength", Integer, nullable=False),
+    Column("shared_id", String(32), nullable=False, index=True),
+)
+
+crosswalk = Table(
+    "crosswalk",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Column("shared_id", String(32), nullable=False, index=True),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Column("rule", String(32), nullable=False, doc="which match key linked it, or 'new'"),
+)
+
+windows = Table(
+    "windows",
+    metadata,
+    Column("exchange", String(128), primary_key=True),
+    Column("window_key", String(200), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("cursor_after", Text, nullable=False),
+    Column("status", String(16), nullable=False, doc="planned | done"),
+    Column("records", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("enqueued", Integer, nullable=False, default=0),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("exchange", String(128), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(128), nullable=False),
+    Column("record", String(300), nullable=False),
+    Column("field", String(200), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("times_seen", Integer, nullable=False, default=1),
+    UniqueConstraint("exchange", "record", "field", "reason", name="uq_quarantine_entry"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("exchange", String(128), nullable=False),
+    Column("recipient", String(128), nullable=False, index=True),
+    Column("record_key", String(300), nullable=False),
+    Column("shared_id", String(32), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("state", String(16), nullable=False, index=True, doc="queued | delivered | failed | dead"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(500)),
+    Column("payload", LargeBinary, doc="signed and encrypted to the recipient; plaintext never stored"),
+    Column("sha256", String(64), nullable=False),
+    Column("categories", Text, nullable=False, doc="JSON list of the data categories disclosed"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("location", String(500)),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False, doc="ISO 8601 with offset, exactly as hashed"),
+    Column("exchange", String(128), nullable=False),
+    Column("recipient", String(128), nullable=False),
+    Column("recipient_name", String(300), nullable=False),
+    Column("shared_id", String(32), nullable=False, index=True),
+    Column("message_id", String(36), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("message_sha256", String(64), nullable=False),
+    Column("categories", Text, nullable=False),
+    Column("purpose", String(300), nullable=False),
+    Column("legal_basis", String(300), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+)
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine and the tables. SQLite gets WAL and a busy timeout so parallel tasks can share it."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,111 @@
+"""The accounting-of-disclosures ledger: append-only and hash-chained.
+
+Each entry holds the hash of the entry before it, and its own hash covers every field plus that link, so
+editing or deleting any entry breaks the chain from there on (:func:`verify_chain` says where). The
+content follows 45 CFR 164.528: date, recipient, a description of what was disclosed (by category),
+purpose or legal basis, and the message id and hash to tie the entry to the bytes sent.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from exchange.state.db import ledger
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """One disclosure of one message about one person to one recipient."""
+
+    at: datetime
+    exchange: str
+    recipient: str
+    recipient_name: str
+    shared_id: str
+    message_id: str
+    message_type: str
+    message_sha256: str
+    categories: tuple[str, ...]
+    purpose: str
+    legal_basis: str
+
+
+def _entry_hash(prev_hash: str, d: Disclosure) -> str:
+    body = {
+        "at": d.at.isoformat(), "exchange": d.exchange, "recipient": d.recipient,
+        "recipient_name": d.recipient_name, "shared_id": d.shared_id, "message_id": d.message_id,
+        "message_type": d.message_type, "message_sha256": d.message_sha256,
+        "categories": list(d.categories), "purpose": d.purpose, "legal_basis": d.legal_basis,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def append(conn: Connection, d: Disclosure) -> str:
+    """Append one entry inside the caller's transaction; returns its hash.
+
+    On SQLite the caller's write transaction serialises appends; on PostgreSQL the unique entry_hash
+    makes a racing append on the same head fail rather than fork the chain.
+    """
+    head = conn.execute(select(ledger.c.entry_hash).order_by(ledger.c.seq.desc()).limit(1)).scalar()
+    prev = head or GENESIS
+    entry_hash = _entry_hash(prev, d)
+    conn.execute(
+        insert(ledger).values(
+            at=d.at.isoformat(), exchange=d.exchange, recipient=d.recipient, recipient_name=d.recipient_name,
+            shared_id=d.shared_id, message_id=d.message_id, message_type=d.message_type,
+            message_sha256=d.message_sha256, categories=json.dumps(list(d.categories)), purpose=d.purpose,
+            legal_basis=d.legal_basis, prev_hash=prev, entry_hash=entry_hash,
+        )
+    )
+    return entry_hash
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The result of checking the chain: entries read and the first broken sequence number, if any."""
+
+    entries: int
+    broken_at: int | None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def verify_chain(engine: Engine) -> ChainReport:
+    """Recompute every hash and link; report the first entry that was edited, inserted or follows a gap."""
+    prev = GENESIS
+    count = 0
+    with engine.connect() as conn:
+        for row in conn.execute(select(ledger).order_by(ledger.c.seq)):
+            count += 1
+            d = Disclosure(
+                datetime.fromisoformat(row.at), row.exchange, row.recipient, row.recipient_name, row.shared_id, row.message_id,
+                row.message_type, row.message_sha256, tuple(json.loads(row.categories)), row.purpose,
+                row.legal_basis,
+            )
+            if row.prev_hash != prev:
+                return ChainReport(count, row.seq, "does not link to the entry before it (deleted entry?)")
+            if _entry_hash(prev, d) != row.entry_hash:
+                return ChainReport(count, row.seq, "content does not match its hash (edited entry?)")
+            prev = row.entry_hash
+    return ChainReport(count, None)
+
+
+def entries_for(engine: Engine, shared_id: str) -> list[Disclosure]:
+    """Every disclosure about one person, oldest first (the raw material of an accounting)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ledger).where(ledger.c.shared_id == shared_id).order_by(ledger.c.seq)).all()
+    return [
+        Disclosure(datetime.fromisoformat(r.at), r.exchange, r.recipient, r.recipient_name, r.shared_id, r.message_id, r.message_type,
+                   r.message_sha256, tuple(json.loads(r.categories)), r.purpose, r.legal_basis)
+        for r in rows
+    ]

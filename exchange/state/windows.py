@@ -1,0 +1,118 @@
+"""Source windows and the per-exchange cursor.
+
+Planning stores each window a source proposes (idempotently, by key) in plan order. When a window is done,
+the cursor advances through the longest run of done windows from the start of the plan, so a window that
+failed in the middle is read again on the next run and nothing after it is skipped.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from exchange.state.db import cursors, windows
+from transforms.model import Window
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """What processing one window produced."""
+
+    records: int = 0
+    quarantined: int = 0
+    enqueued: int = 0
+    already_sent: int = 0
+
+
+class WindowStore:
+    """Plans, looks up and completes windows for one exchange."""
+
+    def __init__(self, engine: Engine, exchange: str) -> None:
+        self._engine = engine
+        self._exchange = exchange
+
+    def cursor(self) -> str | None:
+        """The source cursor after the last fully processed window, or None before the first run."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(cursors.c.cursor).where(cursors.c.exchange == self._exchange)
+            ).scalar_one_or_none()
+
+    def add(self, planned: Sequence[Window]) -> None:
+        """Remember newly planned windows after any already pending, keeping their order."""
+        with self._engine.begin() as conn:
+            seq = conn.execute(
+                select(func.coalesce(func.max(windows.c.seq), 0)).where(windows.c.exchange == self._exchange)
+            ).scalar_one()
+            for w in planned:
+                seq += 1
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(windows).values(
+                                exchange=self._exchange, window_key=w.key, seq=seq, spec=json.dumps(w.spec),
+                                cursor_after=w.cursor_after, status="planned",
+                                records=0, quarantined=0, enqueued=0,
+                            )
+                        )
+                except IntegrityError:
+                    pass  # planned before and still pending: keep its original place
+
+    def pending(self) -> list[str]:
+        """Keys of windows not yet done, in plan order."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(windows.c.window_key)
+                .where(windows.c.exchange == self._exchange, windows.c.status == "planned")
+                .order_by(windows.c.seq)
+            ).all()
+        return [r.window_key for r in rows]
+
+    def get(self, key: str) -> Window:
+        """The window stored under ``key``; KeyError if this exchange never planned it."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(windows).where(windows.c.exchange == self._exchange, windows.c.window_key == key)
+            ).one_or_none()
+        if row is None:
+            raise KeyError(key)
+        return Window(row.window_key, row.cursor_after, json.loads(row.spec))
+
+    def complete(self, key: str, counts: WindowCounts, now: datetime) -> None:
+        """Mark a window done, then advance the cursor over the done prefix and forget those windows."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(windows)
+                .where(windows.c.exchange == self._exchange, windows.c.window_key == key)
+                .values(status="done", records=counts.records, quarantined=counts.quarantined,
+                        enqueued=counts.enqueued)
+            )
+            rows = conn.execute(
+                select(windows.c.window_key, windows.c.status, windows.c.cursor_after)
+                .where(windows.c.exchange == self._exchange)
+                .order_by(windows.c.seq)
+            ).all()
+            prefix = []
+            for r in rows:
+                if r.status != "done":
+                    break
+                prefix.append(r)
+            if not prefix:
+                return
+            new_cursor = prefix[-1].cursor_after
+            updated = conn.execute(
+                update(cursors).where(cursors.c.exchange == self._exchange)
+                .values(cursor=new_cursor, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                conn.execute(insert(cursors).values(exchange=self._exchange, cursor=new_cursor, updated_at=now))
+            conn.execute(
+                delete(windows).where(
+                    windows.c.exchange == self._exchange,
+                    windows.c.window_key.in_([r.window_key for r in prefix]),
+                )
+            )
