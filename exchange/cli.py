@@ -1,0 +1,185 @@
+"""``niem-exchange``: run exchanges, mint demo certificates, check the ledger.
+
+Heavy modules (lxml, xmlsec, SQLAlchemy) are imported inside the commands so ``--help`` stays fast; Airflow
+is never imported here.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="NIEM message exchange between jail, police and behavioral-health systems.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+certs_app = typer.Typer(help="Certificates and keys.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The accounting-of-disclosures ledger.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+app.add_typer(ledger_app, name="ledger")
+
+DEMO_RECIPIENTS = ("county-bh", "state-bh")
+HOME = typer.Option(Path("."), "--home", help="Exchange home: relative paths in the config resolve here.")
+
+
+def _demo_config() -> Path:
+    from exchange.config import demo_data_dir
+
+    return demo_data_dir() / "demo-exchange.yaml"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@certs_app.command("dev-pki")
+def dev_pki(
+    directory: Path = typer.Option(Path("certs/dev"), "--dir", help="Where to write the dev PKI."),
+    recipient: list[str] = typer.Option(list(DEMO_RECIPIENTS), "--recipient", help="Recipient names."),
+    organization: str = typer.Option("Example County Sheriff's Office", help="Our organization."),
+) -> None:
+    """Mint a development CA, our signing certificate and demo recipients' certificates (never commit them)."""
+    from exchange.security import mint_dev_pki
+
+    pki = mint_dev_pki(directory, organization=organization, recipients=recipient,
+                       now=datetime.now(timezone.utc))
+    typer.echo(f"{'minted' if pki.minted else 'kept existing'} dev PKI in {directory}")
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Exchange YAML."),
+    home: Path = HOME,
+) -> None:
+    """Run one exchange once: read, link, map, validate, sign, encrypt, deliver, account."""
+    _run(config, home)
+
+
+@app.command()
+def demo(home: Path = HOME) -> None:
+    """Mint dev certificates if needed, then run the bundled demo exchange end to end."""
+    from exchange.security import mint_dev_pki
+
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
+                 recipients=DEMO_RECIPIENTS, now=datetime.now(timezone.utc))
+    _run(_demo_config(), home)
+
+
+class _ProgressObserver:
+    """Drive a rich progress bar from the pipeline's hooks."""
+
+    def __init__(self, progress, name: str) -> None:
+        self._progress = progress
+        self._task = progress.add_task(f"{name}: windows", total=None)
+
+    def planned(self, windows: int) -> None:
+        self._progress.update(self._task, total=windows)
+
+    def window_done(self, counts) -> None:
+        self._progress.advance(self._task)
+
+    def delivering(self, recipient_id: str) -> None:
+        self._progress.update(self._task, description=f"deliver to {recipient_id}")
+
+
+def _run(config: Path, home: Path) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from exchange import pipeline
+    from exchange.config import resolve
+    from exchange.runtime import open_exchange
+    from transforms.model import ConfigError
+
+    console = Console()
+    try:
+        ex = open_exchange(config, home)
+    except ConfigError as error:
+        _fail(str(error))
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            summary = pipeline.run(ex, _ProgressObserver(progress, ex.config.name))
+        table = Table(title=f"exchange {ex.config.name}", show_header=False)
+        for label, value in (
+            ("records read", summary.read), ("quarantined", summary.quarantined),
+            ("already sent earlier", summary.already_sent), ("messages built", summary.enqueued),
+            ("messages delivered", summary.delivered), ("delivery failures (will retry)", summary.failed),
+            ("dead-lettered", summary.dead),
+        ):
+            table.add_row(label, str(value))
+        console.print(table)
+        if summary.quarantined:
+            console.print(f"quarantine: `niem-exchange quarantine {config}` lists every row with its reason")
+        for recipient in ex.config.recipients:
+            console.print(f"outbox {recipient.id}: {resolve(ex.home, recipient.transport.path) / recipient.id}")
+    finally:
+        ex.close()
+
+
+@app.command()
+def quarantine(config: Path = typer.Argument(..., help="Exchange YAML."), home: Path = HOME) -> None:
+    """List quarantined records with the field and the reason (never the values)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange.config import load_config, resolve_url
+    from exchange.state.db import open_engine
+    from exchange.state.quarantine import Quarantine
+
+    cfg = load_config(config)
+    entries = Quarantine(open_engine(resolve_url(home.resolve(), cfg.state_url)), cfg.name).entries()
+    table = Table("record", "field", "reason", "seen")
+    for e in entries:
+        table.add_row(e.record, e.field, e.reason, str(e.times_seen))
+    Console().print(table)
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    config: Path = typer.Option(None, "--config", help="Exchange YAML (default: the demo exchange)."),
+    home: Path = HOME,
+) -> None:
+    """Recompute the ledger's hash chain; exit 1 and name the first entry that was edited or deleted."""
+    from exchange.config import load_config, resolve_url
+    from exchange.state.db import open_engine
+    from exchange.state.ledger import verify_chain
+
+    cfg = load_config(config or _demo_config())
+    report = verify_chain(open_engine(resolve_url(home.resolve(), cfg.state_url)))
+    if not report.ok:
+        _fail(f"ledger entry {report.broken_at} {report.reason}", code=1)
+    typer.echo(f"ledger intact: {report.entries} entries")
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messages.")) -> None:
+    """Validate messages against the project's IEPD schemas; exit 1 if any is invalid."""
+    from niem_iepd import safexml, validator
+
+    bad = 0
+    for path in files:
+        issues = validator.validate(safexml.parse(path.read_bytes()))
+        for issue in issues:
+            typer.echo(f"{path}:{issue.line}: {issue.path}: {issue.message}")
+        bad += bool(issues)
+        if not issues:
+            typer.echo(f"{path}: valid")
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:
+    """Console-script entry point: configuration and security refusals print as one clear line, exit 2."""
+    from transforms.model.errors import ConfigError, SecurityError
+
+    try:
+        app()
+    except (ConfigError, SecurityError) as error:
+        _fail(str(error))
+
+
+if __name__ == "__main__":
+    main()

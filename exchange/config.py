@@ -1,0 +1,127 @@
+"""Typed exchange configuration, loaded from YAML and checked before any I/O.
+
+An exchange YAML names its source, message type, sender, recipients (each with a certificate, a transport,
+a purpose and a legal basis) and where its state lives. Errors name the file, the key and the fix. Relative
+paths resolve against the exchange *home* (the directory the CLI runs in, or ``--home``); the placeholder
+``{demo_data}`` stands for the demo drop shipped inside the package.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from transforms.model import ConfigError
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JailCsvSourceConfig(_Strict):
+    """A JMS file drop: a directory of bookings (and booking charges) CSV or pipe-delimited files."""
+
+    kind: Literal["jail_csv"] = Field(description="Source adapter: a jail CSV file drop.")
+    path: str = Field(description="Directory of the drop, relative to the exchange home.")
+    system: Slug = Field("jail", description="Name of the source system in crosswalks and references.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Our field name -> the county's column.")
+    delimiter: Literal[",", "|"] | None = Field(None, description="Field delimiter; sniffed when absent.")
+
+
+class OutboxTransportConfig(_Strict):
+    """The embedded default transport: files in a local directory with a SHA-256 manifest."""
+
+    kind: Literal["outbox"] = Field(description="Transport adapter: local outbox directory.")
+    path: str = Field(description="Directory the recipient's messages are written to.")
+
+
+class RecipientConfig(_Strict):
+    """One party that receives this exchange's messages."""
+
+    id: Slug = Field(description="Stable short id used in the outbox, ledger and task names.")
+    organization: str = Field(min_length=1, description="The recipient's name as written in each message.")
+    certificate: str = Field(description="PEM certificate messages are encrypted to.")
+    transport: OutboxTransportConfig = Field(description="How messages reach the recipient.")
+    purpose: str = Field(min_length=1, description="Purpose of the disclosure, as the ledger records it.")
+    legal_basis: str = Field(min_length=1, description="Rule that permits the disclosure (e.g. a CFR cite).")
+
+
+class SigningConfig(_Strict):
+    """Our signing key and certificate."""
+
+    key: str = Field(description="PEM private key (mode 0600, never committed).")
+    certificate: str = Field(description="PEM certificate that receivers pin to verify our signatures.")
+
+
+class ExchangeConfig(_Strict):
+    """One exchange: a source, a message type and its recipients."""
+
+    name: Slug = Field(description="Exchange name; also the Airflow DAG id.")
+    message_type: Literal["BookingNotification"] = Field(description="IEPD message type built per record.")
+    sender: str = Field(min_length=1, description="Our organization's name, as written in each message.")
+    source: JailCsvSourceConfig
+    recipients: list[RecipientConfig] = Field(min_length=1)
+    signing: SigningConfig
+    state_url: str = Field("sqlite:///var/state.db", description="SQLAlchemy URL of the exchange state.")
+    index_secret: str = Field("var/index.secret", description="File holding the person-index HMAC secret.")
+    batch_size: int = Field(500, ge=1, le=100_000, description="Most records per window.")
+    max_attempts: int = Field(5, ge=1, description="Delivery attempts before a message is dead-lettered.")
+    schedule: str | None = Field(None, description="Airflow schedule (cron or preset); None: manual only.")
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique_recipients(cls, value: list[RecipientConfig]) -> list[RecipientConfig]:
+        ids = [r.id for r in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("recipient ids must be unique")
+        return value
+
+
+def demo_data_dir() -> Path:
+    """The demo JMS drop shipped in the package."""
+    return Path(str(resources.files("exchange.demo")))
+
+
+def resolve(home: Path, value: str) -> Path:
+    """Resolve a configured path against the exchange home (``{demo_data}`` -> the packaged demo drop)."""
+    if "{demo_data}" in value:
+        return Path(value.replace("{demo_data}", str(demo_data_dir())))
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else home / path
+
+
+def resolve_url(home: Path, url: str) -> str:
+    """Make a relative SQLite URL absolute against the exchange home; other URLs pass through."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(home / url.removeprefix(prefix))
+    return url
+
+
+def load_config(path: Path) -> ExchangeConfig:
+    """Read and check an exchange YAML; every problem is a ConfigError naming file, key and fix."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "(file)", "does not exist", "pass the path of an exchange YAML") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ConfigError(str(path), where, "is not valid YAML", "check indentation and quoting") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "(file)", "must be a mapping of keys", "see docs/exchange-config.md")
+    try:
+        return ExchangeConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top)"
+        fix = {
+            "missing": "add this key",
+            "extra_forbidden": "remove it or check its spelling",
+        }.get(first["type"], "see docs/exchange-config.md for allowed values")
+        raise ConfigError(str(path), key, first["msg"].lower(), fix) from None

@@ -1,0 +1,179 @@
+"""The pipeline: plan windows, process each (link, map, validate, sign, encrypt, enqueue), deliver.
+
+Three plain calls that the CLI runs in sequence and the Airflow DAG runs as tasks: :func:`plan` returns
+window keys, :func:`process_window` turns one window into queued messages, :func:`deliver` sends one
+recipient's queue. Only keys and counts cross between them, never records.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from exchange.runtime import Exchange
+from exchange.security import encrypt, sign
+from exchange.state import ledger
+from exchange.state.outbox import QueuedMessage, message_id
+from exchange.state.windows import WindowCounts
+from niem_iepd import validator
+from transforms.identity import match_keys
+from transforms.mapping import MessageHeader, booking_notification
+from transforms.model import (
+    JailBooking,
+    MessageInvalidError,
+    PermanentError,
+    RecordError,
+    Rejected,
+    RetryableError,
+    record_digest,
+)
+
+#: What a BookingNotification discloses, by category, for the ledger's description of the disclosure.
+BOOKING_CATEGORIES = ("identity", "demographics", "booking", "charges")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    """What one delivery pass did for one recipient."""
+
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """Counts for a whole run, as the CLI prints them."""
+
+    windows: int = 0
+    read: int = 0
+    quarantined: int = 0
+    already_sent: int = 0
+    enqueued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    outbox: dict[str, int] = field(default_factory=dict)
+
+
+def plan(ex: Exchange) -> list[str]:
+    """Ask the source for windows past the cursor, remember them, and return every pending window key."""
+    ex.windows.add(ex.source.plan(ex.windows.cursor(), ex.config.batch_size))
+    return ex.windows.pending()
+
+
+def process_window(ex: Exchange, key: str) -> WindowCounts:
+    """Read one window and queue a message per record and recipient; quarantine what cannot be used."""
+    window = ex.windows.get(key)
+    records = quarantined = enqueued = already_sent = 0
+    for item in ex.source.read(window):
+        if isinstance(item, Rejected):
+            ex.quarantine.put(item.error, ex.clock())
+            quarantined += 1
+            continue
+        records += 1
+        try:
+            queued = _queue_record(ex, item)
+        except RecordError as error:
+            ex.quarantine.put(error, ex.clock())
+            quarantined += 1
+            continue
+        if queued is None:
+            already_sent += 1
+        else:
+            enqueued += queued
+    counts = WindowCounts(records, quarantined, enqueued, already_sent)
+    ex.windows.complete(key, counts, ex.clock())
+    return counts
+
+
+def _queue_record(ex: Exchange, booking: JailBooking) -> int | None:
+    """Queue the record's messages; None when every recipient already has this version of it."""
+    record_key = f"{ex.source.system}:{booking.booking_number}"
+    digest = record_digest(booking)
+    ids = {r.id: message_id(ex.config.name, r.id, record_key, digest) for r in ex.config.recipients}
+    done = ex.outbox.known(list(ids.values()))
+    todo = [r for r in ex.config.recipients if ids[r.id] not in done]
+    if not todo:
+        return None
+    now = ex.clock()
+    link = ex.persons.link(ex.source.system, booking.booking_number,
+                           match_keys(booking.person, ex.source.system), now)
+    queued = 0
+    for recipient in todo:
+        header = MessageHeader(ids[recipient.id], now, ex.config.sender, recipient.organization,
+                               ex.config.message_type)
+        root = booking_notification(booking, link.shared_id, header)
+        issues = validator.validate(root)
+        if issues:
+            first = issues[0]
+            raise MessageInvalidError(str(booking.ref), first.path, f"built message is invalid: {first.message}")
+        signed = sign(root, ex.signer)
+        payload = encrypt(signed, ex.recipient_certs[recipient.id])
+        message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
+                                payload, hashlib.sha256(payload).hexdigest(), BOOKING_CATEGORIES, 0)
+        queued += ex.outbox.enqueue(message, record_key, now)
+    return queued
+
+
+def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
+    """Send every queued message of one recipient; record each delivery in the ledger in one transaction."""
+    recipient = next(r for r in ex.config.recipients if r.id == recipient_id)
+    transport = ex.transport(recipient_id)
+    delivered = failed = dead = 0
+    for message in ex.outbox.queued(recipient_id):
+        try:
+            receipt = transport.deliver(message.message_id, message.payload, message.sha256)
+        except (RetryableError, PermanentError) as error:
+            give_up = isinstance(error, PermanentError) or message.attempts + 1 >= ex.config.max_attempts
+            ex.outbox.mark_failed(message.message_id, str(error), dead=give_up)
+            dead += give_up
+            failed += not give_up
+            continue
+        with ex.engine.begin() as conn:
+            ex.outbox.mark_delivered(conn, receipt)
+            ledger.append(conn, ledger.Disclosure(
+                at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
+                recipient_name=recipient.organization, shared_id=message.shared_id,
+                message_id=message.message_id, message_type=message.message_type,
+                message_sha256=message.sha256, categories=message.categories, purpose=recipient.purpose,
+                legal_basis=recipient.legal_basis,
+            ))
+        delivered += 1
+    return DeliveryCounts(delivered, failed, dead)
+
+
+class RunObserver:
+    """Hooks a front end (the CLI's progress bar) can override; the default does nothing."""
+
+    def planned(self, windows: int) -> None:
+        """Called once with the number of windows about to be processed."""
+
+    def window_done(self, counts: WindowCounts) -> None:
+        """Called after each window."""
+
+    def delivering(self, recipient_id: str) -> None:
+        """Called before delivering to each recipient."""
+
+
+def run(ex: Exchange, observer: RunObserver | None = None) -> RunSummary:
+    """The whole exchange once: plan, process every pending window, deliver to every recipient."""
+    observer = observer or RunObserver()
+    summary = RunSummary()
+    keys = plan(ex)
+    summary.windows = len(keys)
+    observer.planned(len(keys))
+    for key in keys:
+        counts = process_window(ex, key)
+        summary.read += counts.records + counts.quarantined
+        summary.quarantined += counts.quarantined
+        summary.enqueued += counts.enqueued
+        summary.already_sent += counts.already_sent
+        observer.window_done(counts)
+    for recipient in ex.config.recipients:
+        observer.delivering(recipient.id)
+        counts = deliver(ex, recipient.id)
+        summary.delivered += counts.delivered
+        summary.failed += counts.failed
+        summary.dead += counts.dead
+    summary.outbox = ex.outbox.counts()
+    return summary

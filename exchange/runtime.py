@@ -1,0 +1,125 @@
+"""The composition root: turn a checked exchange config into a ready :class:`Exchange`.
+
+This is the one place that knows concrete adapters (the jail CSV source, the local outbox). The CLI and the
+Airflow DAGs both call :func:`open_exchange`, so both run exactly the same pipeline.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from adapters.delivery.local_outbox import LocalOutbox
+from adapters.sources.jail_csv import JailCsvSource
+from exchange.config import ExchangeConfig, load_config, resolve, resolve_url
+from exchange.ports import Source, Transport
+from exchange.security import RecipientCertificate, SigningIdentity
+from exchange.state.db import open_engine
+from exchange.state.outbox import Outbox
+from exchange.state.person_index import PersonIndex
+from exchange.state.quarantine import Quarantine
+from exchange.state.windows import WindowStore
+from transforms.model import ConfigError, SecurityError
+
+
+def utc_now() -> datetime:
+    """The default clock: aware UTC now."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Exchange:
+    """Everything one exchange needs to run, already opened and checked."""
+
+    config: ExchangeConfig
+    home: Path
+    engine: Engine
+    source: Source
+    persons: PersonIndex
+    windows: WindowStore
+    quarantine: Quarantine
+    outbox: Outbox
+    signer: SigningIdentity
+    recipient_certs: dict[str, RecipientCertificate]
+    clock: Callable[[], datetime]
+    transports: dict[str, Transport] = field(default_factory=dict)
+
+    def transport(self, recipient_id: str) -> Transport:
+        """The transport of one recipient, built on first use (a failing one fails only its recipient)."""
+        if recipient_id not in self.transports:
+            recipient = next(r for r in self.config.recipients if r.id == recipient_id)
+            self.transports[recipient_id] = LocalOutbox(
+                resolve(self.home, recipient.transport.path) / recipient.id, clock=self.clock,
+            )
+        return self.transports[recipient_id]
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def open_exchange(
+    config_path: Path,
+    home: Path,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    transports: Mapping[str, Transport] | None = None,
+) -> Exchange:
+    """Load the config at ``config_path`` and open state, source, keys and certificates under ``home``."""
+    config = load_config(config_path)
+    home = home.resolve()
+    source_dir = resolve(home, config.source.path)
+    if not source_dir.is_dir():
+        raise ConfigError(str(config_path), "source.path", "is not a directory", "create the drop directory")
+    signer = _load(config_path, "signing", lambda: SigningIdentity.load(
+        resolve(home, config.signing.key), resolve(home, config.signing.certificate)))
+    certs = {
+        r.id: _load(config_path, f"recipients.{r.id}.certificate",
+                    lambda r=r: RecipientCertificate.load(resolve(home, r.certificate), now=clock()))
+        for r in config.recipients
+    }
+    engine = open_engine(resolve_url(home, config.state_url))
+    name = config.name
+    return Exchange(
+        config=config,
+        home=home,
+        engine=engine,
+        source=JailCsvSource(source_dir, system=config.source.system, columns=config.source.columns or None,
+                             delimiter=config.source.delimiter, today=clock().date()),
+        persons=PersonIndex(engine, _index_secret(resolve(home, config.index_secret))),
+        windows=WindowStore(engine, name),
+        quarantine=Quarantine(engine, name),
+        outbox=Outbox(engine, name),
+        signer=signer,
+        recipient_certs=certs,
+        clock=clock,
+        transports=dict(transports or {}),
+    )
+
+
+def _load(config_path: Path, key: str, loader):
+    try:
+        return loader()
+    except FileNotFoundError as exc:
+        raise ConfigError(str(config_path), key, f"file {Path(exc.filename).name!r} not found",
+                          "run `niem-exchange certs dev-pki` for demo keys, or fix the path") from None
+    except SecurityError as exc:
+        raise ConfigError(str(config_path), key, exc.reason, "renew or replace the certificate") from None
+
+
+def _index_secret(path: Path) -> bytes:
+    """Read the person-index HMAC secret, creating it (0600) on first use."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "w") as handle:
+            handle.write(value.hex())
+        return value
