@@ -1,0 +1,54 @@
+"""Session-wide test setup: a throwaway Airflow home (set before anything imports airflow) and a demo run.
+
+Keys and certificates are minted per test session into temporary directories, never committed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="niem-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+
+def mint_demo_home(home: Path) -> Path:
+    """A fresh exchange home holding a dev PKI for the demo recipients."""
+    from exchange.cli import DEMO_RECIPIENTS
+    from exchange.security import mint_dev_pki
+
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
+                 recipients=DEMO_RECIPIENTS, now=datetime.now(timezone.utc))
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> Path:
+    """The bundled demo exchange YAML."""
+    from exchange.config import demo_data_dir
+
+    return demo_data_dir() / "demo-exchange.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_config):
+    """Run the demo exchange once in a fresh home; returns (home, summary). Tests must not modify it."""
+    from exchange import pipeline
+    from exchange.runtime import open_exchange
+
+    home = mint_demo_home(tmp_path_factory.mktemp("demo-home"))
+    ex = open_exchange(demo_config, home)
+    try:
+        summary = pipeline.run(ex)
+    finally:
+        ex.close()
+    return home, summary
