@@ -81,6 +81,17 @@ def _load_private_key(data: bytes, passphrase: bytes | None, subject: str):
     return key
 
 
+def _xmlsec_private_key(private_key, subject: str) -> xmlsec.Key:
+    """Hand xmlsec the key cryptography already decrypted (xmlsec wants a ``str`` passphrase; ours are bytes)."""
+    pkcs8 = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        return xmlsec.Key.from_memory(pkcs8, xmlsec.constants.KeyDataFormatDer)
+    except xmlsec.Error:
+        raise SecurityError(subject, "xmlsec cannot load the key") from None
+
+
 def _read(path: Path, subject: str) -> bytes:
     try:
         return path.read_bytes()
@@ -124,13 +135,13 @@ class SigningIdentity:
             raise SecurityError(cert_subject, "KeyUsage does not allow digital signatures")
         if now is not None:
             check_validity(certificate, now, cert_subject)
+        key = _xmlsec_private_key(private_key, subject)
         try:
-            key = xmlsec.Key.from_memory(key_data, xmlsec.constants.KeyDataFormatPem, passphrase)
             key.load_cert_from_memory(
                 certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatPem
             )
         except xmlsec.Error:
-            raise SecurityError(subject, "xmlsec cannot load the key") from None
+            raise SecurityError(cert_subject, "xmlsec cannot load the certificate") from None
         method = (
             SignatureMethod.ECDSA_SHA256
             if isinstance(private_key, ec.EllipticCurvePrivateKey)
@@ -202,10 +213,7 @@ class PrivateKey:
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")
         manager = xmlsec.KeysManager()
-        try:
-            manager.add_key(xmlsec.Key.from_memory(data, xmlsec.constants.KeyDataFormatPem, passphrase))
-        except xmlsec.Error:
-            raise SecurityError(subject, "xmlsec cannot load the key") from None
+        manager.add_key(_xmlsec_private_key(private_key, subject))
         return cls(manager=manager, public_key_sha256=public_key_digest(private_key.public_key()))
 
 

@@ -69,7 +69,9 @@ def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
         context.sign(template)
     except xmlsec.Error:
         raise SecurityError(_SUBJECT, "xmlsec could not sign the document") from None
-    return signed
+    # Nodes that xmlsec created in C are invisible to lxml's find()/iter() by tag (their names are not
+    # interned in the document's dictionary); a copy re-interns them, so callers get an ordinary tree.
+    return copy.deepcopy(signed)
 
 
 def verify(
