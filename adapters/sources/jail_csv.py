@@ -59,6 +59,8 @@ CHARGES_PREFIX = "charges."
 _UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # what surrogateescape leaves for bytes the encoding rejects
 _SPACE = re.compile(r"\s+")
 
+_ChargeGroups = dict[str, list[tuple[int, dict[str, str]]]]  # booking number -> [(charges row, row)]
+
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
@@ -225,7 +227,8 @@ class JailCsvSource:
         if stop == int(spec["rows"]) and charges is not None and not charges.problem and not bookings.problem:
             yield from self._orphans(unit, charges, by_booking, charge_problems, seen)
 
-    def _row(self, name, n, record, table, charges, by_booking, seen, unit) -> JailBooking | Rejected | None:
+    def _row(self, name: str, n: int, record: list[str] | None, table: _Table, charges: _Table | None,
+             by_booking: _ChargeGroups, seen: set[str], unit: _Unit) -> JailBooking | Rejected | None:
         """Judge one bookings record; ``seen`` collects booking numbers of well-formed rows, in file order."""
         if record is None:
             return self._reject(name, n, "", "row", "cannot be read as CSV")
@@ -259,7 +262,8 @@ class JailCsvSource:
                                     "at least one charge is required, and this drop has no charges file for it")
             return Rejected(error)
 
-    def _orphans(self, unit, charges, by_booking, charge_problems, seen) -> Iterator[Rejected]:
+    def _orphans(self, unit: _Unit, charges: _Table, by_booking: _ChargeGroups,
+                 charge_problems: list[tuple[int, str, str, str]], seen: set[str]) -> Iterator[Rejected]:
         """Charge rows that belong to no booking of the unit, or could not be read: never silently dropped."""
         rejected = list(charge_problems)
         for number, rows in by_booking.items():
@@ -299,7 +303,7 @@ class JailCsvSource:
         return table
 
 
-def _group_charges(charges: _Table | None):
+def _group_charges(charges: _Table | None) -> tuple[_ChargeGroups, list[tuple[int, str, str, str]]]:
     """Charge rows by booking number (file order), and the charge rows that cannot be read at all."""
     by_booking: dict[str, list[tuple[int, dict[str, str]]]] = {}
     problems: list[tuple[int, str, str, str]] = []
