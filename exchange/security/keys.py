@@ -5,7 +5,8 @@ certificate per message drops encryption from thousands to about a hundred messa
 (shared/research/deps.md, section 8). So each holder below is built once with ``load`` and then passed to
 ``sign``, ``encrypt`` or ``decrypt`` as often as needed.
 
-Refusals raise :class:`SecurityError` naming the file, never its contents.
+Refusals raise :class:`SecurityError` naming the file, never its contents. A missing or unreadable file is
+not a refusal: its ``OSError`` (``FileNotFoundError``) propagates for the caller to report as configuration.
 """
 from __future__ import annotations
 
@@ -41,12 +42,15 @@ def public_key_digest(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) 
 
 
 def load_certificate(path: PathLike, *, subject: str = "certificate") -> x509.Certificate:
-    """Read one PEM certificate from ``path``; SecurityError if it is missing or not a certificate."""
+    """Read one PEM certificate from ``path``; SecurityError if it is not a certificate.
+
+    A missing or unreadable file raises the ``OSError`` (``FileNotFoundError``...) as is: that is a
+    configuration problem for the caller to report, not a security refusal.
+    """
     path = Path(path)
+    data = path.read_bytes()
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except OSError:
-        raise SecurityError(f"{subject} {path.name}", "file cannot be read") from None
+        return x509.load_pem_x509_certificate(data)
     except ValueError:
         raise SecurityError(f"{subject} {path.name}", "not a PEM certificate") from None
 
@@ -92,13 +96,6 @@ def _xmlsec_private_key(private_key, subject: str) -> xmlsec.Key:
         raise SecurityError(subject, "xmlsec cannot load the key") from None
 
 
-def _read(path: Path, subject: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise SecurityError(subject, "file cannot be read") from None
-
-
 @dataclass(frozen=True, eq=False)
 class SigningIdentity:
     """Our signing key (as an ``xmlsec.Key`` carrying its certificate), ready to sign many messages."""
@@ -124,7 +121,7 @@ class SigningIdentity:
         """
         key_path, cert_path = Path(key_pem), Path(cert_pem)
         subject = f"signing key {key_path.name}"
-        key_data = _read(key_path, subject)
+        key_data = key_path.read_bytes()
         private_key = _load_private_key(key_data, passphrase, subject)
         certificate = load_certificate(cert_path, subject="signing certificate")
         cert_subject = f"signing certificate {cert_path.name}"
@@ -208,7 +205,7 @@ class PrivateKey:
         """Load an RSA private key (PEM) used to unwrap the content keys of messages sent to us."""
         path = Path(key_pem)
         subject = f"private key {path.name}"
-        data = _read(path, subject)
+        data = path.read_bytes()
         private_key = _load_private_key(data, passphrase, subject)
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")

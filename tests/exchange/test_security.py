@@ -365,7 +365,8 @@ def test_unreadable_key_files_are_refused(tmp_path, refused):
     bogus = tmp_path / "bogus.key"
     bogus.write_text("not a key")
     refused("not a PEM private key", PrivateKey.load, bogus)
-    refused("cannot be read", PrivateKey.load, tmp_path / "missing.key")
+    with pytest.raises(FileNotFoundError):  # a configuration problem, reported by the caller
+        PrivateKey.load(tmp_path / "missing.key")
 
 
 def test_a_passphrase_protected_signing_key_loads(tmp_path, security_pki):
