@@ -114,7 +114,7 @@ def load_config(path: Path) -> ExchangeConfig:
         where = f"line {mark.line + 1}" if mark else "(file)"
         raise ConfigError(str(path), where, "is not valid YAML", "check indentation and quoting") from None
     if not isinstance(raw, dict):
-        raise ConfigError(str(path), "(file)", "must be a mapping of keys", "see docs/exchange-config.md")
+        raise ConfigError(str(path), "(file)", "must be a mapping of keys", "start from exchange/demo/demo-exchange.yaml")
     try:
         return ExchangeConfig.model_validate(raw)
     except ValidationError as exc:
@@ -123,5 +123,5 @@ def load_config(path: Path) -> ExchangeConfig:
         fix = {
             "missing": "add this key",
             "extra_forbidden": "remove it or check its spelling",
-        }.get(first["type"], "see docs/exchange-config.md for allowed values")
+        }.get(first["type"], "see the allowed values in exchange/config.py or the README")
         raise ConfigError(str(path), key, first["msg"].lower(), fix) from None

@@ -66,11 +66,11 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
     window = ex.windows.get(key)
     records = quarantined = enqueued = already_sent = 0
     for item in ex.source.read(window):
+        records += 1
         if isinstance(item, Rejected):
             ex.quarantine.put(item.error, ex.clock())
             quarantined += 1
             continue
-        records += 1
         try:
             queued = _queue_record(ex, item)
         except RecordError as error:
@@ -164,7 +164,7 @@ def run(ex: Exchange, observer: RunObserver | None = None) -> RunSummary:
     observer.planned(len(keys))
     for key in keys:
         counts = process_window(ex, key)
-        summary.read += counts.records + counts.quarantined
+        summary.read += counts.records
         summary.quarantined += counts.quarantined
         summary.enqueued += counts.enqueued
         summary.already_sent += counts.already_sent

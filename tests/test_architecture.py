@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_import_contracts_hold():
     """import-linter checks the layers and forbidden imports declared in pyproject.toml."""
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("lint-imports")), "--config", str(REPO / "pyproject.toml")],
+        [str(Path(sys.executable).with_name("lint-imports")), str(REPO / "pyproject.toml")],
         cwd=REPO, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,7 +20,7 @@ from transforms.model import Window
 
 @dataclass(frozen=True, slots=True)
 class WindowCounts:
-    """What processing one window produced."""
+    """What processing one window produced: ``records`` counts every row read, quarantined ones included."""
 
     records: int = 0
     quarantined: int = 0

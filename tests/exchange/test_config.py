@@ -28,8 +28,8 @@ def test_demo_config_loads(demo_config):
     [
         (lambda d: d["recipients"][0].pop("legal_basis"), "recipients.0.legal_basis", "add this key"),
         (lambda d: d.update(recipents=[]), "recipents", "remove it or check its spelling"),
-        (lambda d: d["source"].update(kind="ftp"), "source.kind", "docs"),
-        (lambda d: d["recipients"].append(dict(d["recipients"][0])), "recipients", "docs"),
+        (lambda d: d["source"].update(kind="ftp"), "source.kind", "allowed values"),
+        (lambda d: d["recipients"].append(dict(d["recipients"][0])), "recipients", "allowed values"),
     ],
 )
 def test_bad_config_names_file_key_and_fix(tmp_path, demo_config, change, key, fix):

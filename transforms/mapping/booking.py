@@ -20,6 +20,16 @@ from transforms.mapping.common import (
 )
 from transforms.model import Charge, JailBooking, PersonIdentity
 
+#: NCIC race letters (as jail systems export them) -> the values of j:PersonRaceCodeSimpleType.
+RACE_CODES = {
+    "W": "WHITE",
+    "B": "BLACK",
+    "A": "ASIAN",
+    "I": "NATIVE_AMERICAN",
+    "P": "NATIVE_HAWAIIAN-OTHER_PACIFIC_ISLANDER",
+    "U": "UNKNOWN",
+}
+
 _NSMAP = {p: ns.PREFIXES[p] for p in ("bn", "nx", "nc", "j", "structures")}
 
 
@@ -62,8 +72,8 @@ def _person(person: PersonIdentity, shared_id: str) -> etree._Element:
         name,
         shared_person_identification(shared_id),
     )
-    if person.race:
-        element.append(j.PersonRaceCode(person.race))
+    if race := RACE_CODES.get(person.race):
+        element.append(j.PersonRaceCode(race))
     element.append(j.PersonSexCode(person.sex))
     if person.state_id:
         element.append(
