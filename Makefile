@@ -19,6 +19,7 @@ system-packages:
 	for tool in xmlsec1:xmlsec1 xmllint:libxml2-utils /usr/sbin/sshd:openssh-server; do \
 	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing openssh-sftp-server >/dev/null; \
@@ -35,7 +36,7 @@ test: setup
 
 lock:
 	$(PY) -m uv pip compile --quiet --python-version 3.11 --only-binary xmlsec --only-binary lxml \
-	  pyproject.toml --extra airflow --extra dev -o requirements.lock
+	  pyproject.toml --all-extras -o requirements.lock
 
 clean:
 	rm -rf var $(VENV)
