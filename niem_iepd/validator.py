@@ -173,6 +173,9 @@ def _find(root: etree._Element, libxml_path: str, prefixes: dict[str, str] | Non
 _CLARK = re.compile(r"\{([^{}'\s]*)\}([A-Za-z_][\w.\-]*|\*)")
 _HEAD = re.compile(r"^Element '(?P<element>[^']*)'(?:, attribute '(?P<attribute>[^']*)')?: (?P<detail>.*)$", re.S)
 _LENGTH = re.compile(r"has a length of '\d+'")
+# A quoted run as libxml2 writes one: the quotes stand at word boundaries. A value such as a'Smith'b has
+# quotes inside words, so it never matches, its quotes are left over, and the whole text is withheld.
+_QUOTED = re.compile(r"(?<![^\s(\[{,])'([^'\n]*)'(?=[\s.,:;)\]}]|$)")
 _KEEP_QUOTED = {"element-only", "empty", "mixed", "nilled", "simple", "xsi:type", "xsi:nil"}
 # Messages that quote an instance value, with the value's position pinned between fixed text. The value
 # group is greedy and the tail is anchored at the end, so quotes inside the value cannot shift the split.
@@ -201,8 +204,8 @@ def _scrub_quoted(text: str) -> str:
             return match.group(0)
         return "[value]"
 
-    scrubbed = re.sub(r"'([^'\n]*)'", keep_or_hide, text)
-    return scrubbed if "'" not in re.sub(r"'[^'\n]*'", "", scrubbed) else "invalid content (details withheld)"
+    scrubbed = _QUOTED.sub(keep_or_hide, text)
+    return scrubbed if "'" not in _QUOTED.sub("", scrubbed) else "invalid content (details withheld)"
 
 
 def _sanitize(message: str) -> str:
