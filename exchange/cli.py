@@ -10,42 +10,12 @@ from pathlib import Path
 
 import typer
 
+from exchange.commands import certs, ledger
+from exchange.commands.certs import DEMO_RECIPIENTS
+from exchange.commands.common import HOME, demo_config, fail
+
 app = typer.Typer(help="NIEM message exchange between jail, police and behavioral-health systems.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-certs_app = typer.Typer(help="Certificates and keys.", no_args_is_help=True)
-ledger_app = typer.Typer(help="The accounting-of-disclosures ledger.", no_args_is_help=True)
-app.add_typer(certs_app, name="certs")
-app.add_typer(ledger_app, name="ledger")
-
-DEMO_RECIPIENTS = ("county-bh", "state-bh")
-HOME = typer.Option(Path("."), "--home", help="Exchange home: relative paths in the config resolve here.")
-
-
-def _demo_config() -> Path:
-    from exchange.config import demo_data_dir
-
-    return demo_data_dir() / "demo-exchange.yaml"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-@certs_app.command("dev-pki")
-def dev_pki(
-    directory: Path = typer.Option(Path("certs/dev"), "--dir", help="Where to write the dev PKI."),
-    recipient: list[str] = typer.Option(list(DEMO_RECIPIENTS), "--recipient", help="Recipient names."),
-    organization: str = typer.Option("Example County Sheriff's Office", help="Our organization."),
-) -> None:
-    """Mint a development CA, our signing certificate and demo recipients' certificates (never commit them)."""
-    from exchange.security import mint_dev_pki
-
-    pki = mint_dev_pki(directory, organization=organization, recipients=recipient,
-                       now=datetime.now(timezone.utc))
-    typer.echo(f"{'minted' if pki.minted else 'kept existing'} dev PKI in {directory}")
 
 
 @app.command()
@@ -64,7 +34,7 @@ def demo(home: Path = HOME) -> None:
 
     mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
                  recipients=DEMO_RECIPIENTS, now=datetime.now(timezone.utc))
-    _run(_demo_config(), home)
+    _run(demo_config(), home)
 
 
 class _ProgressObserver:
@@ -98,7 +68,7 @@ def _run(config: Path, home: Path) -> None:
     try:
         ex = open_exchange(config, home)
     except ConfigError as error:
-        _fail(str(error))
+        fail(str(error))
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -138,23 +108,6 @@ def quarantine(config: Path = typer.Argument(..., help="Exchange YAML."), home: 
     Console().print(table)
 
 
-@ledger_app.command("verify")
-def ledger_verify(
-    config: Path = typer.Option(None, "--config", help="Exchange YAML (default: the demo exchange)."),
-    home: Path = HOME,
-) -> None:
-    """Recompute the ledger's hash chain; exit 1 and name the first entry that was edited or deleted."""
-    from exchange.config import load_config, resolve_url
-    from exchange.state.db import open_engine
-    from exchange.state.ledger import verify_chain
-
-    cfg = load_config(config or _demo_config())
-    report = verify_chain(open_engine(resolve_url(home.resolve(), cfg.state_url)))
-    if not report.ok:
-        _fail(f"ledger entry {report.broken_at} {report.reason}", code=1)
-    typer.echo(f"ledger intact: {report.entries} entries")
-
-
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messages.")) -> None:
     """Validate messages against the project's IEPD schemas; exit 1 if any is invalid."""
@@ -171,6 +124,10 @@ def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messag
     raise typer.Exit(1 if bad else 0)
 
 
+for _group in (certs, ledger):
+    _group.register(app)
+
+
 def main() -> None:
     """Console-script entry point: configuration and security refusals print as one clear line, exit 2."""
     from transforms.model.errors import ConfigError, SecurityError
@@ -178,7 +135,7 @@ def main() -> None:
     try:
         app()
     except (ConfigError, SecurityError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 if __name__ == "__main__":

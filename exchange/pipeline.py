@@ -15,10 +15,8 @@ from exchange.state import ledger
 from exchange.state.outbox import QueuedMessage, message_id
 from exchange.state.windows import WindowCounts
 from niem_iepd import validator
-from transforms.identity import match_keys
-from transforms.mapping import MessageHeader, booking_notification
+from transforms.mapping import BUILDERS, MessageHeader
 from transforms.model import (
-    JailBooking,
     MessageInvalidError,
     PermanentError,
     RecordError,
@@ -26,10 +24,6 @@ from transforms.model import (
     RetryableError,
     record_digest,
 )
-
-#: What a BookingNotification discloses, by category, for the ledger's description of the disclosure.
-BOOKING_CATEGORIES = ("identity", "demographics", "booking", "charges")
-
 
 @dataclass(frozen=True, slots=True)
 class DeliveryCounts:
@@ -86,31 +80,34 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
     return counts
 
 
-def _queue_record(ex: Exchange, booking: JailBooking) -> int | None:
+def _queue_record(ex: Exchange, record) -> int | None:
     """Queue the record's messages; None when every recipient already has this version of it."""
-    record_key = f"{ex.source.system}:{booking.booking_number}"
-    digest = record_digest(booking)
+    builder = BUILDERS[ex.config.message_type]
+    if not isinstance(record, builder.record_type):
+        raise RecordError(str(record.ref), "(record)", f"a {type(record).__name__} cannot become a "
+                          f"{builder.message_type}")
+    record_key = f"{ex.source.system}:{record.ref.record_id}"
+    digest = record_digest(record)
     ids = {r.id: message_id(ex.config.name, r.id, record_key, digest) for r in ex.config.recipients}
     done = ex.outbox.known(list(ids.values()))
     todo = [r for r in ex.config.recipients if ids[r.id] not in done]
     if not todo:
         return None
     now = ex.clock()
-    link = ex.persons.link(ex.source.system, booking.booking_number,
-                           match_keys(booking.person, ex.source.system), now)
+    link = ex.persons.link(ex.source.system, record.ref.record_id, record.person, now)
     queued = 0
     for recipient in todo:
         header = MessageHeader(ids[recipient.id], now, ex.config.sender, recipient.organization,
                                ex.config.message_type)
-        root = booking_notification(booking, link.shared_id, header)
+        root = builder.build(record, link.shared_id, header)
         issues = validator.validate(root)
         if issues:
             first = issues[0]
-            raise MessageInvalidError(str(booking.ref), first.path, f"built message is invalid: {first.message}")
+            raise MessageInvalidError(str(record.ref), first.path, f"built message is invalid: {first.message}")
         signed = sign(root, ex.signer)
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
-                                payload, hashlib.sha256(payload).hexdigest(), BOOKING_CATEGORIES, 0)
+                                payload, hashlib.sha256(payload).hexdigest(), builder.categories, 0)
         queued += ex.outbox.enqueue(message, record_key, now)
     return queued
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from adapters.delivery.local_outbox import LocalOutbox
-from adapters.sources.jail_csv import JailCsvSource
 from exchange.config import ExchangeConfig, load_config, resolve, resolve_url
 from exchange.ports import Source, Transport
 from exchange.security import RecipientCertificate, SigningIdentity
@@ -24,6 +22,7 @@ from exchange.state.outbox import Outbox
 from exchange.state.person_index import PersonIndex
 from exchange.state.quarantine import Quarantine
 from exchange.state.windows import WindowStore
+from exchange.wiring import build_source, build_transport
 from transforms.model import ConfigError, SecurityError
 
 
@@ -53,9 +52,8 @@ class Exchange:
         """The transport of one recipient, built on first use (a failing one fails only its recipient)."""
         if recipient_id not in self.transports:
             recipient = next(r for r in self.config.recipients if r.id == recipient_id)
-            self.transports[recipient_id] = LocalOutbox(
-                resolve(self.home, recipient.transport.path) / recipient.id, clock=self.clock,
-            )
+            self.transports[recipient_id] = build_transport(recipient.transport, recipient_id=recipient_id,
+                                                            home=self.home, clock=self.clock)
         return self.transports[recipient_id]
 
     def close(self) -> None:
@@ -73,9 +71,7 @@ def open_exchange(
     """Load the config at ``config_path`` and open state, source, keys and certificates under ``home``."""
     config = load_config(config_path)
     home = home.resolve()
-    source_dir = resolve(home, config.source.path)
-    if not source_dir.is_dir():
-        raise ConfigError(str(config_path), "source.path", "is not a directory", "create the drop directory")
+    source = build_source(config.source, home=home, now=clock(), config_path=config_path)
     signer = _load(config_path, "signing", lambda: SigningIdentity.load(
         resolve(home, config.signing.key), resolve(home, config.signing.certificate)))
     certs = {
@@ -89,8 +85,7 @@ def open_exchange(
         config=config,
         home=home,
         engine=engine,
-        source=JailCsvSource(source_dir, system=config.source.system, columns=config.source.columns or None,
-                             delimiter=config.source.delimiter, today=clock().date()),
+        source=source,
         persons=PersonIndex(engine, _index_secret(resolve(home, config.index_secret))),
         windows=WindowStore(engine, name),
         quarantine=Quarantine(engine, name),

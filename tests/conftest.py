@@ -23,7 +23,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
 def mint_demo_home(home: Path) -> Path:
     """A fresh exchange home holding a dev PKI for the demo recipients."""
-    from exchange.cli import DEMO_RECIPIENTS
+    from exchange.commands.certs import DEMO_RECIPIENTS
     from exchange.security import mint_dev_pki
 
     mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +17,8 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from exchange.state.db import crosswalk, person_keys, persons
-from transforms.identity import MatchKey
+from transforms.identity import MatchKey, match_keys
+from transforms.model import PersonIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +46,13 @@ class PersonIndex:
     def _hash(self, key: MatchKey) -> str:
         return hmac.new(self._secret, key.text.encode(), hashlib.sha256).hexdigest()
 
-    def link(self, system: str, record_id: str, keys: Sequence[MatchKey], now: datetime) -> Link:
+    def link(self, system: str, record_id: str, person: PersonIdentity, now: datetime) -> Link:
         """Find or create the person for a record, and remember every key and the crosswalk entry.
 
         Strongest existing key wins. A record seen before keeps its shared id (the crosswalk is consulted
         first), so re-reading a source never mints a second id for the same record.
         """
-        hashed = [(self._hash(k), k) for k in keys]
+        hashed = [(self._hash(k), k) for k in match_keys(person, system)]
         with self._engine.begin() as conn:
             known = conn.execute(
                 select(crosswalk.c.shared_id).where(

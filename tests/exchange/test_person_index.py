@@ -5,7 +5,6 @@ from datetime import date, datetime, timezone
 
 from exchange.state.db import open_engine
 from exchange.state.person_index import PersonIndex
-from transforms.identity import match_keys
 from transforms.model import PersonIdentity
 
 NOW = datetime(2026, 11, 24, tzinfo=timezone.utc)
@@ -17,7 +16,7 @@ def _index(tmp_path, name="index.db"):
 
 
 def _link(index, record_id, person, system="jail"):
-    return index.link(system, record_id, match_keys(person, system), NOW)
+    return index.link(system, record_id, person, NOW)
 
 
 def test_same_state_id_links_despite_a_different_spelling(tmp_path):

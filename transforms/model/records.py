@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -73,20 +73,22 @@ class JailBooking:
     record_type: Literal["JailBooking"] = "JailBooking"
 
 
-def record_digest(record: JailBooking) -> str:
-    """A SHA-256 over the record's content (not its source locator): same content, same digest.
+def record_digest(record: object) -> str:
+    """A SHA-256 over a record's content (every field but its source reference): same content, same digest.
 
     A record that changes at the source (a corrected charge) gets a new digest, hence a new message; the
-    same record read twice does not.
+    same record read twice, from another file or row, does not.
     """
     payload = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "ref"}
-    payload["person"] = asdict(record.person)
-    payload["charges"] = [asdict(c) for c in record.charges]
     blob = json.dumps(payload, sort_keys=True, default=_plain, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _plain(value: object) -> str:
+def _plain(value: object) -> object:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
+    if is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
     raise TypeError(type(value).__name__)

@@ -9,62 +9,42 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from exchange.config.base import Slug, Strict
+from exchange.config.sources import SourceConfig
+from exchange.config.transports import TransportConfig
 from transforms.model import ConfigError
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class JailCsvSourceConfig(_Strict):
-    """A JMS file drop: a directory of bookings (and booking charges) CSV or pipe-delimited files."""
-
-    kind: Literal["jail_csv"] = Field(description="Source adapter: a jail CSV file drop.")
-    path: str = Field(description="Directory of the drop, relative to the exchange home.")
-    system: Slug = Field("jail", description="Name of the source system in crosswalks and references.")
-    columns: dict[str, str] = Field(default_factory=dict, description="Our field name -> the county's column.")
-    delimiter: Literal[",", "|"] | None = Field(None, description="Field delimiter; sniffed when absent.")
-
-
-class OutboxTransportConfig(_Strict):
-    """The embedded default transport: files in a local directory with a SHA-256 manifest."""
-
-    kind: Literal["outbox"] = Field(description="Transport adapter: local outbox directory.")
-    path: str = Field(description="Directory the recipient's messages are written to.")
-
-
-class RecipientConfig(_Strict):
+class RecipientConfig(Strict):
     """One party that receives this exchange's messages."""
 
     id: Slug = Field(description="Stable short id used in the outbox, ledger and task names.")
     organization: str = Field(min_length=1, description="The recipient's name as written in each message.")
     certificate: str = Field(description="PEM certificate messages are encrypted to.")
-    transport: OutboxTransportConfig = Field(description="How messages reach the recipient.")
+    transport: TransportConfig = Field(description="How messages reach the recipient.")
     purpose: str = Field(min_length=1, description="Purpose of the disclosure, as the ledger records it.")
     legal_basis: str = Field(min_length=1, description="Rule that permits the disclosure (e.g. a CFR cite).")
 
 
-class SigningConfig(_Strict):
+class SigningConfig(Strict):
     """Our signing key and certificate."""
 
     key: str = Field(description="PEM private key (mode 0600, never committed).")
     certificate: str = Field(description="PEM certificate that receivers pin to verify our signatures.")
 
 
-class ExchangeConfig(_Strict):
+class ExchangeConfig(Strict):
     """One exchange: a source, a message type and its recipients."""
 
     name: Slug = Field(description="Exchange name; also the Airflow DAG id.")
     message_type: Literal["BookingNotification"] = Field(description="IEPD message type built per record.")
     sender: str = Field(min_length=1, description="Our organization's name, as written in each message.")
-    source: JailCsvSourceConfig
+    source: SourceConfig
     recipients: list[RecipientConfig] = Field(min_length=1)
     signing: SigningConfig
     state_url: str = Field("sqlite:///var/state.db", description="SQLAlchemy URL of the exchange state.")
@@ -119,7 +99,10 @@ def load_config(path: Path) -> ExchangeConfig:
         return ExchangeConfig.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top)"
+        loc = [str(p) for p in first["loc"]]
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):  # name the discriminator itself
+            loc.append(str(first.get("ctx", {}).get("discriminator", "kind")).strip("'"))
+        key = ".".join(loc) or "(top)"
         fix = {
             "missing": "add this key",
             "extra_forbidden": "remove it or check its spelling",

@@ -1,0 +1,22 @@
+"""Source config -> source adapter."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from adapters.sources.jail_csv import JailCsvSource
+from exchange.config import resolve
+from exchange.config.sources import JailCsvSourceConfig, SourceConfig
+from exchange.ports import Source
+from transforms.model import ConfigError
+
+
+def build_source(config: SourceConfig, *, home: Path, now: datetime, config_path: Path) -> Source:
+    """Open the adapter a source config names; a missing drop directory is a ConfigError."""
+    if isinstance(config, JailCsvSourceConfig):
+        directory = resolve(home, config.path)
+        if not directory.is_dir():
+            raise ConfigError(str(config_path), "source.path", "is not a directory", "create the drop directory")
+        return JailCsvSource(directory, system=config.system, columns=config.columns or None,
+                             delimiter=config.delimiter, today=now.date())
+    raise ConfigError(str(config_path), "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")
