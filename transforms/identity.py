@@ -58,6 +58,6 @@ def match_keys(person: PersonIdentity, system: str) -> list[MatchKey]:
     if local := fold(person.local_person_id):
         keys.append(MatchKey(f"local.{system}", local, 30))
     surname, given = fold(person.surname), fold(person.given_name)
-    if surname and given:
+    if surname and given and person.birth_date:
         keys.append(MatchKey("name-dob", f"{surname}|{given}|{person.birth_date.isoformat()}", 10))
     return keys

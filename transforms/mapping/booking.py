@@ -67,11 +67,10 @@ def _person(person: PersonIdentity, shared_id: str) -> etree._Element:
     name.append(nc.PersonSurName(person.surname))
     if person.name_suffix:
         name.append(nc.PersonNameSuffixText(person.name_suffix))
-    element = nc.EntityPerson(
-        a_date(nc.PersonBirthDate, person.birth_date),
-        name,
-        shared_person_identification(shared_id),
-    )
+    element = nc.EntityPerson()
+    if person.birth_date:
+        element.append(a_date(nc.PersonBirthDate, person.birth_date))
+    element.extend((name, shared_person_identification(shared_id)))
     if race := RACE_CODES.get(person.race):
         element.append(j.PersonRaceCode(race))
     element.append(j.PersonSexCode(person.sex))

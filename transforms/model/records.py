@@ -34,7 +34,7 @@ class PersonIdentity:
 
     given_name: str = field(repr=False)
     surname: str = field(repr=False)
-    birth_date: date = field(repr=False)
+    birth_date: date | None = field(repr=False)  # None where a source does not know it
     middle_name: str = field(default="", repr=False)
     name_suffix: str = field(default="", repr=False)
     sex: Sex = "U"
@@ -42,7 +42,10 @@ class PersonIdentity:
     state_id: str = field(default="", repr=False)  # SID / state fingerprint number
     fbi_number: str = field(default="", repr=False)
     ssn: str = field(default="", repr=False)
-    local_person_id: str = field(default="", repr=False)  # the source system's own person key
+    local_person_id: str = field(default="", repr=False)  # the source system's own person key (MRN, RMS id)
+    street_address: str = field(default="", repr=False)
+    postal_code: str = field(default="", repr=False)
+    phone: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,119 @@ class JailBooking:
     updated_at: datetime
     released_at: datetime | None = None
     record_type: Literal["JailBooking"] = "JailBooking"
+
+
+ContactInitiator = Literal["911_CALL", "OFFICER_INITIATED", "THIRD_PARTY", "SELF", "OTHER"]
+CrisisDisposition = Literal[
+    "EMERGENCY_ROOM", "CRISIS_CENTER", "ARREST", "REFERRAL", "LEFT_ON_SCENE_WITH_REFERRAL",
+    "LEFT_ON_SCENE", "OTHER",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CrisisContact:
+    """A police contact with a person in crisis, from an RMS (incident or call for service)."""
+
+    ref: SourceRef
+    incident_number: str
+    person: PersonIdentity
+    contact_at: datetime
+    agency: str
+    initiated_by: ContactInitiator
+    reason: str  # nature of the call as the RMS codes or describes it (e.g. "welfare check")
+    disposition: CrisisDisposition
+    updated_at: datetime
+    co_responder: bool = False  # a clinician attended with the officer
+    referral_to: str = ""  # program or provider the person was referred to
+    record_type: Literal["CrisisContact"] = "CrisisContact"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrest:
+    """An arrest as an RMS (or a NIBRS arrestee segment) records it."""
+
+    ref: SourceRef
+    arrest_number: str
+    person: PersonIdentity
+    arrested_at: datetime
+    agency: str
+    charges: tuple[Charge, ...]
+    updated_at: datetime
+    incident_number: str = ""
+    location_text: str = field(default="", repr=False)
+    record_type: Literal["Arrest"] = "Arrest"
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A code from a code system (ICD-10-CM, SNOMED CT, LOINC, ...) with its display text."""
+
+    system: str
+    code: str
+    display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A diagnosis or problem on a clinical record; ``security_labels`` as FHIR meta.security codes."""
+
+    coding: Coding = field(repr=False)
+    recorded_on: date | None = None
+    active: bool = True
+    security_labels: frozenset[str] = frozenset()  # e.g. {"R", "42CFRPart2", "ETH", "PSY"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPoint:
+    """A person to call: a case manager or crisis-plan contact (name, organization, phone)."""
+
+    name: str = field(repr=False)
+    organization: str = ""
+    phone: str = field(default="", repr=False)
+    role: str = ""  # e.g. "case manager"
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalRecord:
+    """What a behavioral-health EHR knows about one patient, assembled from FHIR or HL7 v2.
+
+    Conditions keep their codes and security labels so redaction can decide what may leave; nothing here
+    is ever sent as-is to law enforcement (see the BehavioralHealthAlert mapping and the redaction profiles).
+    """
+
+    ref: SourceRef
+    patient_id: str  # the EHR's id for the patient (FHIR Patient.id or MRN)
+    person: PersonIdentity
+    updated_at: datetime
+    conditions: tuple[Condition, ...] = ()
+    crisis_plan: bool = False  # a crisis plan / safety plan is on file
+    advance_directive: bool = False  # a psychiatric advance directive is on file
+    case_manager: ContactPoint | None = None
+    last_encounter_at: datetime | None = None
+    security_labels: frozenset[str] = frozenset()  # record-level labels (meta.security)
+    part2_program: bool = False  # the data comes from a 42 CFR Part 2 program
+    record_type: Literal["ClinicalRecord"] = "ClinicalRecord"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """A patient's consent to disclose, with the 42 CFR 2.31 elements the redaction step checks."""
+
+    ref: SourceRef
+    consent_id: str
+    patient_id: str
+    discloser: str  # who may disclose (the program or provider)
+    recipients: tuple[str, ...]  # recipient ids or recipient classes ("class:law-enforcement")
+    purpose: str
+    information: tuple[str, ...]  # categories of information the consent covers
+    status: Literal["active", "inactive", "rejected", "draft", "proposed", "entered-in-error"]
+    signed_on: date | None
+    expires_on: date | None  # None: no expiry date (an expiry event may still be recorded in ``expiry_event``)
+    updated_at: datetime
+    revoked_on: date | None = None
+    part2: bool = False  # the consent authorizes disclosure of Part 2 information
+    expiry_event: str = ""
+    record_type: Literal["ConsentRecord"] = "ConsentRecord"
 
 
 def record_digest(record: object) -> str:
