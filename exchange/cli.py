@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from exchange.commands import certs, ledger
+from exchange.commands import certs, ledger, outbox
 from exchange.commands.certs import DEMO_RECIPIENTS
 from exchange.commands.common import HOME, demo_config, fail
 
@@ -85,7 +85,8 @@ def _run(config: Path, home: Path) -> None:
         if summary.quarantined:
             console.print(f"quarantine: `niem-exchange quarantine {config}` lists every row with its reason")
         for recipient in ex.config.recipients:
-            console.print(f"outbox {recipient.id}: {resolve(ex.home, recipient.transport.path) / recipient.id}")
+            if recipient.transport.kind == "outbox":  # remote transports have no local directory to show
+                console.print(f"outbox {recipient.id}: {resolve(ex.home, recipient.transport.path) / recipient.id}")
     finally:
         ex.close()
 
@@ -124,7 +125,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messag
     raise typer.Exit(1 if bad else 0)
 
 
-for _group in (certs, ledger):
+for _group in (certs, ledger, outbox):
     _group.register(app)
 
 

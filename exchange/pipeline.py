@@ -105,6 +105,7 @@ def _queue_record(ex: Exchange, record) -> int | None:
             first = issues[0]
             raise MessageInvalidError(str(record.ref), first.path, f"built message is invalid: {first.message}")
         signed = sign(root, ex.signer)
+        ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
                                 payload, hashlib.sha256(payload).hexdigest(), builder.categories, 0)
@@ -113,29 +114,50 @@ def _queue_record(ex: Exchange, record) -> int | None:
 
 
 def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
-    """Send every queued message of one recipient; record each delivery in the ledger in one transaction."""
+    """Send one recipient's due messages; record each delivery in the ledger in the same transaction.
+
+    Each message is claimed first (``sending``, with a lease), so two passes never send the same one at once
+    and a pass killed mid-send leaves it for the next pass (the transport is idempotent per message id).
+    A ``RetryableError`` schedules the next attempt with backoff, a ``PermanentError`` or the last allowed
+    attempt dead-letters it. A ``SecurityError`` (e.g. a changed SSH host key) or anything unexpected stops
+    the pass: the message goes back to the queue uncounted and the error propagates, nothing else is tried.
+    """
     recipient = next(r for r in ex.config.recipients if r.id == recipient_id)
-    transport = ex.transport(recipient_id)
     delivered = failed = dead = 0
-    for message in ex.outbox.queued(recipient_id):
-        try:
-            receipt = transport.deliver(message.message_id, message.payload, message.sha256)
-        except (RetryableError, PermanentError) as error:
-            give_up = isinstance(error, PermanentError) or message.attempts + 1 >= ex.config.max_attempts
-            ex.outbox.mark_failed(message.message_id, str(error), dead=give_up)
-            dead += give_up
-            failed += not give_up
-            continue
-        with ex.engine.begin() as conn:
-            ex.outbox.mark_delivered(conn, receipt)
-            ledger.append(conn, ledger.Disclosure(
-                at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
-                recipient_name=recipient.organization, shared_id=message.shared_id,
-                message_id=message.message_id, message_type=message.message_type,
-                message_sha256=message.sha256, categories=message.categories, purpose=recipient.purpose,
-                legal_basis=recipient.legal_basis,
-            ))
-        delivered += 1
+    due = ex.outbox.due(recipient_id, ex.clock())
+    if not due:
+        return DeliveryCounts()
+    transport = ex.transport(recipient_id)
+    try:
+        for key in due:
+            message = ex.outbox.claim(key, ex.clock())
+            if message is None:  # another pass took it, or it settled meanwhile
+                continue
+            try:
+                receipt = transport.deliver(message.message_id, message.payload, message.sha256)
+            except (RetryableError, PermanentError) as error:
+                give_up = isinstance(error, PermanentError) or message.attempts + 1 >= ex.config.max_attempts
+                ex.outbox.mark_failed(message.message_id, str(error), dead=give_up, now=ex.clock())
+                dead += give_up
+                failed += not give_up
+                continue
+            except BaseException as error:
+                ex.outbox.release(message.message_id, f"delivery stopped: {type(error).__name__}", ex.clock())
+                raise
+            with ex.engine.begin() as conn:
+                ex.outbox.mark_delivered(conn, receipt)
+                ledger.append(conn, ledger.Disclosure(
+                    at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
+                    recipient_name=recipient.organization, shared_id=message.shared_id,
+                    message_id=message.message_id, message_type=message.message_type,
+                    message_sha256=message.sha256, categories=message.categories, purpose=recipient.purpose,
+                    legal_basis=recipient.legal_basis,
+                ))
+            delivered += 1
+    finally:
+        close = getattr(transport, "close", None)  # transports that hold a connection reuse it for the pass
+        if close is not None:
+            close()
     return DeliveryCounts(delivered, failed, dead)
 
 

@@ -97,7 +97,8 @@ outbox = Table(
     Column("record_key", String(300), nullable=False),
     Column("shared_id", String(32), nullable=False),
     Column("message_type", String(64), nullable=False),
-    Column("state", String(16), nullable=False, index=True, doc="queued | delivered | failed | dead"),
+    Column("state", String(16), nullable=False, index=True,
+           doc="built | signed | queued | sending | delivered | failed | dead-letter"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(500)),
     Column("payload", LargeBinary, doc="signed and encrypted to the recipient; plaintext never stored"),
@@ -106,6 +107,8 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
     Column("location", String(500)),
+    Column("next_attempt_at", DateTime(timezone=True), doc="backoff: not before; while sending: lease end"),
+    Column("purged_at", DateTime(timezone=True), doc="when retention dropped the payload (hash kept)"),
 )
 
 ledger = Table(
@@ -125,6 +128,18 @@ ledger = Table(
     Column("legal_basis", String(300), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False, unique=True),
+)
+
+received = Table(
+    "received",
+    metadata,
+    Column("message_id", String(128), primary_key=True, doc="the primary key is the replay protection"),
+    Column("message_type", String(64), nullable=False),
+    Column("sender_fingerprint", String(64), nullable=False, doc="SHA-256 of the pinned certificate used"),
+    Column("received_sha256", String(64), nullable=False, doc="of the bytes as received (encrypted)"),
+    Column("plaintext_sha256", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("plaintext_file", String(500), nullable=False),
 )
 
 

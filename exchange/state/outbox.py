@@ -1,24 +1,73 @@
-"""The outbox: every built message, its state and its receipt. The single guard against double delivery.
+"""The outbox: every built message, its state, its attempts and its receipt. The guard against double delivery.
 
 A message id is a UUID5 of (exchange, recipient, record key, record digest): the same version of the same
 record for the same recipient always gets the same id, and the primary key refuses a second copy. Only
 payloads already signed and encrypted to their recipient are stored.
+
+States (:class:`State`)::
+
+    queued --claim--> sending --receipt--> delivered      (payload purged after the retention period,
+       ^                 |                                  its SHA-256 kept for the ledger)
+       |                 +--RetryableError--> failed --(next_attempt_at reached)--> sending ...
+       |                 +--PermanentError or max_attempts--> dead-letter
+       +-------- `niem-exchange outbox retry` ----------------+
+
+``built`` and ``signed`` name the steps before ``queued``; the pipeline builds, signs and encrypts a message in
+one step and inserts it as ``queued``, so today no row rests in them. A claim is an atomic
+``UPDATE ... WHERE state IN (queued, failed)`` that also sets a lease in ``next_attempt_at``: a process that
+dies while ``sending`` leaves a row that any later run takes over once the lease has run out. The transport
+is idempotent per message id, so that takeover never produces a second copy at the receiver.
 """
 from __future__ import annotations
 
+import enum
 import json
+import random
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from exchange.state.db import outbox
 from transforms.model import Receipt
 
 _NAMESPACE = uuid.UUID("5b0f3d56-8c1e-4a8e-9a57-6d3c2f0e9b11")
+
+
+class State(str, enum.Enum):
+    """Where a message is in its life; the value is what the ``state`` column holds."""
+
+    BUILT = "built"
+    SIGNED = "signed"
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead-letter"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter between attempts, and how long a claim may stay ``sending``.
+
+    The n-th failure waits ``min(cap, base * 2**(n-1))`` scaled by a random factor in ``[1 - jitter, 1]``
+    ("equal jitter" keeps a floor so a flapping endpoint is not hammered, the randomness spreads retries of
+    many messages that failed together).
+    """
+
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=1)
+    jitter: float = 0.5
+    lease: timedelta = timedelta(minutes=5)
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> timedelta:
+        """The wait after the ``failures``-th consecutive failure (1-based)."""
+        raw = min(self.cap.total_seconds(), self.base.total_seconds() * 2 ** max(0, failures - 1))
+        factor = 1.0 - self.jitter * (rng or random).random()
+        return timedelta(seconds=raw * factor)
 
 
 def message_id(exchange: str, recipient: str, record_key: str, digest: str) -> str:
@@ -40,12 +89,44 @@ class QueuedMessage:
     attempts: int
 
 
-class Outbox:
-    """Enqueue, list and settle messages. Methods are short transactions; safe across processes."""
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox row as ``outbox list`` shows it: no payload, no PHI."""
 
-    def __init__(self, engine: Engine, exchange: str) -> None:
+    message_id: str
+    recipient: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    location: str | None
+    sha256: str
+    payload_kept: bool
+
+
+def ensure_columns(engine: Engine) -> None:
+    """Add the columns later versions introduced to an outbox table created by an earlier one."""
+    present = {c["name"] for c in inspect(engine).get_columns("outbox")}
+    wanted = {"next_attempt_at": "TIMESTAMP", "purged_at": "TIMESTAMP"}
+    missing = [(n, t) for n, t in wanted.items() if n not in present]
+    if missing:
+        with engine.begin() as conn:
+            for name, sql_type in missing:
+                conn.execute(text(f"ALTER TABLE outbox ADD COLUMN {name} {sql_type}"))
+
+
+class Outbox:
+    """Enqueue, claim and settle messages. Methods are short transactions; safe across processes."""
+
+    def __init__(self, engine: Engine, exchange: str, policy: RetryPolicy | None = None,
+                 rng: random.Random | None = None) -> None:
         self._engine = engine
         self._exchange = exchange
+        self.policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+        ensure_columns(engine)
 
     def known(self, message_ids: Sequence[str]) -> set[str]:
         """Which of these ids are already in the outbox (in any state)."""
@@ -63,53 +144,156 @@ class Outbox:
                     insert(outbox).values(
                         message_id=message.message_id, exchange=self._exchange, recipient=message.recipient,
                         record_key=record_key, shared_id=message.shared_id, message_type=message.message_type,
-                        state="queued", attempts=0, payload=message.payload, sha256=message.sha256,
-                        categories=json.dumps(list(message.categories)), created_at=now,
+                        state=State.QUEUED.value, attempts=0, payload=message.payload, sha256=message.sha256,
+                        categories=json.dumps(list(message.categories)), created_at=now, next_attempt_at=now,
                     )
                 )
         except IntegrityError:
             return False
         return True
 
-    def queued(self, recipient: str) -> Iterator[QueuedMessage]:
-        """Messages for ``recipient`` still to deliver (queued or failed-but-retryable), oldest first."""
+    def _due(self, recipient: str, now: datetime):
+        """Rows of ``recipient`` a delivery pass may take now: waiting and due, or abandoned mid-send."""
+        return and_(
+            outbox.c.exchange == self._exchange, outbox.c.recipient == recipient,
+            or_(
+                and_(outbox.c.state.in_((State.QUEUED.value, State.FAILED.value)),
+                     or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now)),
+                and_(outbox.c.state == State.SENDING.value, outbox.c.next_attempt_at <= now),
+            ),
+        )
+
+    def due(self, recipient: str, now: datetime) -> list[str]:
+        """Ids of ``recipient``'s messages to try now, oldest first (ids only: payloads are read per claim)."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(outbox)
-                .where(outbox.c.exchange == self._exchange, outbox.c.recipient == recipient,
-                       outbox.c.state.in_(("queued", "failed")))
+                select(outbox.c.message_id).where(self._due(recipient, now))
                 .order_by(outbox.c.created_at, outbox.c.message_id)
             ).all()
+        return [r.message_id for r in rows]
+
+    def queued(self, recipient: str, now: datetime | None = None) -> Iterator[QueuedMessage]:
+        """Messages for ``recipient`` still to deliver and due at ``now`` (None: regardless of backoff)."""
+        condition = (
+            self._due(recipient, now) if now is not None else and_(
+                outbox.c.exchange == self._exchange, outbox.c.recipient == recipient,
+                outbox.c.state.in_((State.QUEUED.value, State.FAILED.value, State.SENDING.value)))
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(outbox).where(condition)
+                                .order_by(outbox.c.created_at, outbox.c.message_id)).all()
         for r in rows:
-            yield QueuedMessage(r.message_id, r.recipient, r.shared_id, r.message_type, r.payload, r.sha256,
-                                tuple(json.loads(r.categories)), r.attempts)
+            yield _queued(r)
+
+    def claim(self, message_id: str, now: datetime) -> QueuedMessage | None:
+        """Take one due message for sending (state ``sending``, lease until now + lease); None if not ours.
+
+        The conditional UPDATE is the lock: of two processes claiming the same row, exactly one matches.
+        """
+        with self._engine.begin() as conn:
+            row = conn.execute(select(outbox).where(outbox.c.message_id == message_id)).first()
+            if row is None:
+                return None
+            claimed = conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == message_id, self._due(row.recipient, now))
+                .values(state=State.SENDING.value, next_attempt_at=now + self.policy.lease)
+            ).rowcount
+        return _queued(row) if claimed == 1 else None
+
+    def release(self, message_id: str, reason: str, now: datetime) -> None:
+        """Give a claimed message back untouched (no attempt counted): the pass stopped before trying it."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == message_id, outbox.c.state == State.SENDING.value)
+                .values(state=State.QUEUED.value, next_attempt_at=now, last_error=reason[:500])
+            )
 
     def mark_delivered(self, conn, receipt: Receipt) -> None:
         """Record the receipt inside the caller's transaction (the ledger entry is written in the same one)."""
         conn.execute(
             update(outbox)
             .where(outbox.c.message_id == receipt.message_id)
-            .values(state="delivered", delivered_at=receipt.delivered_at, location=receipt.location,
-                    attempts=outbox.c.attempts + 1, last_error=None)
+            .values(state=State.DELIVERED.value, delivered_at=receipt.delivered_at, location=receipt.location,
+                    attempts=outbox.c.attempts + 1, last_error=None, next_attempt_at=None)
         )
 
-    def mark_failed(self, message_id: str, reason: str, *, dead: bool) -> None:
-        """Count a failed attempt; ``dead`` moves it to the dead-letter state (no more automatic retries)."""
+    def mark_failed(self, message_id: str, reason: str, *, dead: bool, now: datetime | None = None) -> str:
+        """Count a failed attempt: ``failed`` with the next attempt after a backoff, or ``dead-letter``.
+
+        Returns the new state. ``reason`` must already be free of PHI (errors carry paths, never values).
+        """
         with self._engine.begin() as conn:
+            attempts = conn.execute(select(outbox.c.attempts).where(outbox.c.message_id == message_id)).scalar_one()
+            state = State.DEAD if dead else State.FAILED
+            next_at = None if dead or now is None else now + self.policy.delay(attempts + 1, self._rng)
             conn.execute(
                 update(outbox)
                 .where(outbox.c.message_id == message_id)
-                .values(state="dead" if dead else "failed", last_error=reason[:500],
-                        attempts=outbox.c.attempts + 1)
+                .values(state=state.value, last_error=reason[:500], attempts=attempts + 1,
+                        next_attempt_at=next_at)
             )
+        return state.value
+
+    def retry(self, now: datetime, *, message_ids: Sequence[str] = (), states: Sequence[str] = (),
+              recipient: str | None = None) -> int:
+        """Put messages back in the queue now with a fresh attempt budget; delivered ones are never touched.
+
+        Selects by ids, or by states (``failed``, ``dead-letter``, ``sending``), optionally for one recipient.
+        """
+        allowed = {State.FAILED.value, State.DEAD.value, State.SENDING.value, State.QUEUED.value}
+        conditions = [outbox.c.exchange == self._exchange, outbox.c.state.in_(list(allowed & set(states or allowed)))]
+        if message_ids:
+            conditions.append(outbox.c.message_id.in_(list(message_ids)))
+        if recipient:
+            conditions.append(outbox.c.recipient == recipient)
+        with self._engine.begin() as conn:
+            return conn.execute(
+                update(outbox).where(*conditions)
+                .values(state=State.QUEUED.value, attempts=0, next_attempt_at=now)
+            ).rowcount
+
+    def purge(self, now: datetime, older_than: timedelta) -> int:
+        """Drop the payloads of messages delivered before ``now - older_than``; keep every row and its hash.
+
+        Queued, failed, sending and dead-letter messages keep their payloads: they are not done yet.
+        """
+        with self._engine.begin() as conn:
+            return conn.execute(
+                update(outbox)
+                .where(outbox.c.exchange == self._exchange, outbox.c.state == State.DELIVERED.value,
+                       outbox.c.delivered_at < now - older_than, outbox.c.payload.is_not(None))
+                .values(payload=None, purged_at=now)
+            ).rowcount
+
+    def entries(self, *, state: str | None = None, recipient: str | None = None,
+                limit: int = 1000) -> list[OutboxEntry]:
+        """Rows for ``outbox list``, oldest first: ids, states, attempts, errors, never payloads."""
+        conditions = [outbox.c.exchange == self._exchange]
+        if state:
+            conditions.append(outbox.c.state == state)
+        if recipient:
+            conditions.append(outbox.c.recipient == recipient)
+        columns = [outbox.c.message_id, outbox.c.recipient, outbox.c.state, outbox.c.attempts,
+                   outbox.c.next_attempt_at, outbox.c.last_error, outbox.c.created_at, outbox.c.delivered_at,
+                   outbox.c.location, outbox.c.sha256, outbox.c.payload.is_not(None).label("kept")]
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(*columns).where(*conditions)
+                                .order_by(outbox.c.created_at, outbox.c.message_id).limit(limit)).all()
+        return [OutboxEntry(r.message_id, r.recipient, r.state, r.attempts, r.next_attempt_at, r.last_error,
+                            r.created_at, r.delivered_at, r.location, r.sha256, bool(r.kept)) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Messages per state for this exchange."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(outbox.c.state, outbox.c.message_id).where(outbox.c.exchange == self._exchange)
+                select(outbox.c.state, func.count()).where(outbox.c.exchange == self._exchange)
+                .group_by(outbox.c.state)
             ).all()
-        result: dict[str, int] = {}
-        for r in rows:
-            result[r.state] = result.get(r.state, 0) + 1
-        return result
+        return {state: count for state, count in rows}
+
+
+def _queued(r) -> QueuedMessage:
+    return QueuedMessage(r.message_id, r.recipient, r.shared_id, r.message_type, r.payload, r.sha256,
+                         tuple(json.loads(r.categories)), r.attempts)
