@@ -47,14 +47,26 @@ class Exchange:
     recipient_certs: dict[str, RecipientCertificate]
     clock: Callable[[], datetime]
     transports: dict[str, Transport] = field(default_factory=dict)
+    credentials: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     def transport(self, recipient_id: str) -> Transport:
         """The transport of one recipient, built on first use (a failing one fails only its recipient)."""
         if recipient_id not in self.transports:
             recipient = next(r for r in self.config.recipients if r.id == recipient_id)
             self.transports[recipient_id] = build_transport(recipient.transport, recipient_id=recipient_id,
-                                                            home=self.home, clock=self.clock)
+                                                            home=self.home, clock=self.clock,
+                                                            credentials=self._credentials(recipient))
         return self.transports[recipient_id]
+
+    def _credentials(self, recipient) -> Mapping[str, str] | None:
+        """The values of the connection a recipient names (the front end resolved them; we never look)."""
+        if recipient.connection is None:
+            return None
+        if recipient.connection not in self.credentials:
+            raise ConfigError("exchange config", f"recipients.{recipient.id}.connection",
+                              f"no credentials were given for connection {recipient.connection!r}",
+                              "define it as an Airflow connection (or AIRFLOW_CONN_<ID>) and run under Airflow")
+        return self.credentials[recipient.connection]
 
     def close(self) -> None:
         """Release the database connections."""
@@ -67,8 +79,14 @@ def open_exchange(
     *,
     clock: Callable[[], datetime] = utc_now,
     transports: Mapping[str, Transport] | None = None,
+    credentials: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Exchange:
-    """Load the config at ``config_path`` and open state, source, keys and certificates under ``home``."""
+    """Load the config at ``config_path`` and open state, source, keys and certificates under ``home``.
+
+    ``credentials`` maps a connection id that a recipient names (``connection:``) to its values (host, port,
+    login, password, schema and the connection's extra keys), resolved by the front end (the DAGs read
+    Airflow connections); exchange/ never reads a secrets store itself.
+    """
     config = load_config(config_path)
     home = home.resolve()
     source = build_source(config.source, home=home, now=clock(), config_path=config_path)
@@ -94,6 +112,7 @@ def open_exchange(
         recipient_certs=certs,
         clock=clock,
         transports=dict(transports or {}),
+        credentials=dict(credentials or {}),
     )
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from exchange.config.base import Slug, Strict
+from exchange.config.orchestration import AirflowConfig, ConnectionId
 from exchange.config.sources import SourceConfig
 from exchange.config.transports import TransportConfig
 from transforms.model import ConfigError
@@ -29,6 +30,8 @@ class RecipientConfig(Strict):
     transport: TransportConfig = Field(description="How messages reach the recipient.")
     purpose: str = Field(min_length=1, description="Purpose of the disclosure, as the ledger records it.")
     legal_basis: str = Field(min_length=1, description="Rule that permits the disclosure (e.g. a CFR cite).")
+    connection: ConnectionId | None = Field(None, description="Airflow connection id (or secrets-backend "
+                                            "key) holding the transport's credentials; never secrets here.")
 
 
 class SigningConfig(Strict):
@@ -52,6 +55,8 @@ class ExchangeConfig(Strict):
     batch_size: int = Field(500, ge=1, le=100_000, description="Most records per window.")
     max_attempts: int = Field(5, ge=1, description="Delivery attempts before a message is dead-lettered.")
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); None: manual only.")
+    airflow: AirflowConfig = Field(default_factory=AirflowConfig, description="Retries, timeouts, alerts "
+                                   "and assets for the Airflow DAG (see exchange/config/orchestration.py).")
 
     @field_validator("recipients")
     @classmethod

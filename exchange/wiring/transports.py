@@ -1,7 +1,7 @@
 """Transport config -> transport adapter."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -13,9 +13,11 @@ from transforms.model import ConfigError
 
 
 def build_transport(config: TransportConfig, *, recipient_id: str, home: Path,
-                    clock: Callable[[], datetime]) -> Transport:
-    """Open the transport a recipient's config names."""
+                    clock: Callable[[], datetime], credentials: Mapping[str, str] | None = None) -> Transport:
+    """Open the transport a recipient's config names; ``credentials``: its connection's values, if any."""
     if isinstance(config, OutboxTransportConfig):
-        return LocalOutbox(resolve(home, config.path) / recipient_id, clock=clock)
+        # an Airflow "File (path)" connection may move the outbox (a per-deployment mount point)
+        directory = (credentials or {}).get("path") or config.path
+        return LocalOutbox(resolve(home, directory) / recipient_id, clock=clock)
     raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.kind",
                       f"no transport for {config.kind!r}", "use a listed kind")
