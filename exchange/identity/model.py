@@ -1,0 +1,159 @@
+"""The probabilistic tier's engine: a Splink 5 model on DuckDB built from the comparison spec.
+
+:mod:`transforms.identity_comparisons` says *what* is compared; this module hands it to Splink, which
+estimates the Fellegi-Sunter parameters (u by random sampling, m by expectation maximisation), generates
+candidate pairs by blocking, scores them and clusters them. DuckDB runs in-process, so "linking a county"
+needs no server; the same settings run on Spark (``splink.SparkAPI``) when a state outgrows one machine.
+
+Inputs are token tables (one dict per record, from :func:`transforms.identity_normalise.tokens_for`),
+either in clear or as keyed hashes: the comparisons are equalities, so Splink never needs the values
+themselves. The caller chooses; ``identity link`` hashes under a per-run random key.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from transforms.identity_comparisons import BLOCKING_KEYS, COMPARISONS, Parameters, log2_ratio
+from transforms.identity_normalise import TOKENS
+
+DEFAULT_MODEL = "default_model.json"
+"""Parameters shipped with the package (trained by Splink on generated people, see ``bench/identity.py``)."""
+
+
+def splink_settings(link_type: str = "link_and_dedupe") -> dict[str, Any]:
+    """A Splink settings dictionary with one comparison per spec entry and one blocking rule per key."""
+    comparisons = []
+    for comparison in COMPARISONS:
+        key = comparison.key
+        levels: list[dict[str, Any]] = [{
+            "sql_condition": f'"{key}_l" IS NULL OR "{key}_r" IS NULL',
+            "label_for_charts": "unknown", "is_null_level": True,
+        }]
+        for level in comparison.levels:
+            sql = " OR ".join(f'"{a}_l" = "{b}_r"' for a, b in level.pairs)
+            levels.append({"sql_condition": f"({sql})", "label_for_charts": level.label})
+        levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
+        comparisons.append({"output_column_name": comparison.name, "comparison_levels": levels})
+    blocking = [" AND ".join(f'l."{t}" = r."{t}"' for t in key) for key in BLOCKING_KEYS]
+    return {
+        "link_type": link_type,
+        "unique_id_column_name": "unique_id",
+        "comparisons": comparisons,
+        "blocking_rules_to_generate_predictions": blocking,
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": False,
+        "probability_two_random_records_match": 1e-4,
+    }
+
+
+def _frame(rows: Iterable[Mapping[str, str]], source: str):
+    """A pandas frame of token rows (``""`` -> NULL, so SQL equality never matches two unknowns)."""
+    import pandas as pd
+
+    columns: dict[str, list] = {"unique_id": [], "source_dataset": []}
+    columns.update({t: [] for t in TOKENS})
+    for row in rows:
+        columns["unique_id"].append(row["unique_id"])
+        columns["source_dataset"].append(source)
+        for t in TOKENS:
+            columns[t].append(row.get(t) or None)
+    return pd.DataFrame(columns, dtype="object")
+
+
+@dataclass
+class Linkage:
+    """The outcome of a batch linkage: scored candidate pairs and a cluster id per record."""
+
+    pairs: list[tuple[str, str, float, float]]  # (unique_id_l, unique_id_r, match_weight, match_probability)
+    clusters: dict[str, str]  # unique_id -> cluster id (Splink's representative unique_id)
+    model: dict[str, Any]  # the trained Splink model, as save_model_to_json returns it
+
+
+def link_tables(
+    tables: Sequence[Iterable[Mapping[str, str]]],
+    *,
+    threshold: float = 0.9,
+    model: Mapping[str, Any] | None = None,
+    link_type: str | None = None,
+    max_pairs: float = 2e6,
+    seed: int = 42,
+) -> Linkage:
+    """Link and dedupe token tables with Splink on an in-process DuckDB; cluster at ``threshold``.
+
+    Every row needs a ``unique_id`` unique across all tables. With ``model`` (a saved Splink model) the
+    parameters are used as they are; otherwise they are estimated from the data: u by random sampling,
+    the match prior from near-certain rules, m by EM over two blockings so every comparison gets an
+    estimate. Pairs below 0.01 probability are not returned.
+    """
+    from splink import DuckDBAPI, Linker
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    db = DuckDBAPI()
+    frames = [db.register(_frame(rows, f"t{i}"), dataset_display_name=f"t{i}") for i, rows in enumerate(tables)]
+    if model is not None:
+        settings = dict(model)
+        settings["link_type"] = link_type or settings.get("link_type", "link_and_dedupe")
+        linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
+    else:
+        settings = splink_settings(link_type or ("link_and_dedupe" if len(frames) > 1 else "dedupe_only"))
+        linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
+        train(linker, max_pairs=max_pairs, seed=seed)
+    predictions = linker.inference.predict(threshold_match_probability=0.01)
+    clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=threshold)
+    pairs_rel = predictions.as_duckdbpyrelation().select(
+        "unique_id_l, unique_id_r, match_weight, match_probability")
+    pairs = [(str(a), str(b), float(w), float(p)) for a, b, w, p in pairs_rel.fetchall()]
+    clusters = {str(u): str(c) for u, c in clustered.as_duckdbpyrelation().select(
+        "unique_id, cluster_id").fetchall()}
+    saved = linker.misc.save_model_to_json()
+    return Linkage(pairs, clusters, saved)
+
+
+def train(linker, *, max_pairs: float = 2e6, seed: int = 42) -> None:
+    """Estimate the model's parameters from the linker's own data (no labels needed)."""
+    linker.training.estimate_probability_two_random_records_match(
+        ['l."dob" = r."dob" AND l."sn" = r."sn" AND l."given_canon" = r."given_canon"',
+         'l."ssn" = r."ssn" AND l."dob" = r."dob"'],
+        recall=0.8,
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
+    for rule in ('l."dob" = r."dob"', 'l."sn_sdx" = r."sn_sdx" AND l."given_sdx" = r."given_sdx"'):
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+
+
+def parameters_from_splink(model: Mapping[str, Any]) -> Parameters:
+    """Turn a saved Splink model into :class:`Parameters` for the person index's per-record scorer.
+
+    Levels are matched by position: the spec and :func:`splink_settings` emit them in the same order (null
+    level first, "else" last); a model for another spec is refused rather than misread.
+    """
+    prior = float(model["probability_two_random_records_match"])
+    by_name = {c["output_column_name"]: c for c in model["comparisons"]}
+    weights: dict[str, dict[int, float]] = {}
+    for comparison in COMPARISONS:
+        saved = by_name.get(comparison.name)
+        if saved is None or len(saved["comparison_levels"]) != len(comparison.levels) + 2:
+            raise ValueError(f"the model does not match the comparison spec at {comparison.name!r}")
+        levels = [lv for lv in saved["comparison_levels"] if not lv.get("is_null_level")]
+        count = len(comparison.levels)
+        weights[comparison.name] = {
+            count - i: log2_ratio(lv.get("m_probability", 0.5), lv.get("u_probability", 0.5))
+            for i, lv in enumerate(levels)
+        }
+    return Parameters(log2_ratio(prior, 1 - prior), weights)
+
+
+def default_model() -> dict[str, Any]:
+    """The Splink model shipped with the package."""
+    return json.loads(resources.files("exchange.identity").joinpath(DEFAULT_MODEL).read_text())
+
+
+def default_parameters() -> Parameters:
+    """:func:`parameters_from_splink` of the shipped model."""
+    return parameters_from_splink(default_model())

@@ -1,0 +1,112 @@
+"""Given-name variants: nickname or diminutive -> the formal name it stands for (upper-case, folded).
+
+Written for this project from common English-language usage (US records: booking sheets, clinic
+registrations). A name may map to one formal name only, so ambiguous diminutives (``AL`` for Albert,
+Alfred or Alan; ``CHRIS`` for Christopher or Christine) map to the most frequent one in US records; the
+phonetic and initial levels of the name comparison still catch the rest. Formal names map to themselves
+implicitly (a name absent from the table is its own canonical form).
+"""
+from __future__ import annotations
+
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "ABIGAIL": ("ABBY", "ABBIE", "GAIL"),
+    "ALBERT": ("AL", "BERTIE"),
+    "ALEXANDER": ("ALEX", "ALEC", "XANDER", "SANDY", "LEXI"),
+    "ALEXANDRA": ("ALEXA", "LEXIE", "SANDRA"),
+    "ALFRED": ("ALF", "FRED", "FREDDIE"),
+    "ALLISON": ("ALLIE", "ALI"),
+    "ANDREW": ("ANDY", "DREW"),
+    "ANGELA": ("ANGIE",),
+    "ANN": ("ANNIE", "ANNA", "ANNE", "NAN", "NANCY"),
+    "ANTHONY": ("TONY", "ANT"),
+    "ARTHUR": ("ART", "ARTIE"),
+    "BARBARA": ("BARB", "BABS", "BARBIE"),
+    "BENJAMIN": ("BEN", "BENNY", "BENJI"),
+    "BEVERLY": ("BEV",),
+    "BRADLEY": ("BRAD",),
+    "CAROLINE": ("CARRIE", "LINA", "CAROL", "CAROLYN"),
+    "CATHERINE": ("CATHY", "KATHY", "KATHERINE", "KATHRYN", "KATE", "KATIE", "KAT", "KITTY", "CATE"),
+    "CHARLES": ("CHARLIE", "CHUCK", "CHAS", "CHAZ"),
+    "CHRISTINA": ("CHRISTINE", "TINA", "CHRISSY", "KRISTINA", "KRISTINE"),
+    "CHRISTOPHER": ("CHRIS", "KRIS", "TOPHER", "KIT"),
+    "CYNTHIA": ("CINDY", "CYNDI"),
+    "DANIEL": ("DAN", "DANNY"),
+    "DAVID": ("DAVE", "DAVEY", "DAVY"),
+    "DEBORAH": ("DEBBIE", "DEB", "DEBBY", "DEBRA"),
+    "DENNIS": ("DENNY",),
+    "DONALD": ("DON", "DONNIE", "DONNY"),
+    "DOROTHY": ("DOT", "DOTTIE", "DOROTHEA"),
+    "DOUGLAS": ("DOUG",),
+    "EDWARD": ("ED", "EDDIE", "EDDY", "NED", "TED", "TEDDY"),
+    "ELEANOR": ("ELLIE", "NELL", "NELLIE", "NORA"),
+    "ELIZABETH": ("LIZ", "LIZZIE", "BETH", "BETTY", "BETSY", "LIBBY", "ELIZA", "LISA", "BESS", "ELISE"),
+    "EUGENE": ("GENE",),
+    "FRANCES": ("FRAN", "FRANNIE"),
+    "FRANCIS": ("FRANK", "FRANKIE"),
+    "FREDERICK": ("FREDRICK",),
+    "GABRIEL": ("GABE",),
+    "GERALD": ("GERRY", "JERRY"),
+    "GREGORY": ("GREG", "GREGG"),
+    "HAROLD": ("HAL", "HARRY"),
+    "HENRY": ("HANK",),
+    "HERBERT": ("HERB",),
+    "ISABEL": ("ISABELLA", "ISABELLE", "IZZY", "BELLA"),
+    "JACOB": ("JAKE", "JAKOB"),
+    "JAMES": ("JIM", "JIMMY", "JIMMIE", "JAMIE", "JAIME"),
+    "JANET": ("JAN", "JANETTE"),
+    "JEFFREY": ("JEFF", "GEOFFREY", "GEOFF", "JEFFERY"),
+    "JENNIFER": ("JEN", "JENNY", "JENNI", "JENNIE"),
+    "JESSICA": ("JESS", "JESSIE", "JESSI"),
+    "JOHN": ("JACK", "JOHNNY", "JON", "JONNY"),
+    "JONATHAN": ("JONATHON",),
+    "JOSEPH": ("JOE", "JOEY", "JOSE"),
+    "JOSHUA": ("JOSH",),
+    "JUDITH": ("JUDY", "JUDI"),
+    "KENNETH": ("KEN", "KENNY"),
+    "KIMBERLY": ("KIM", "KIMBERLEY", "KIMMY"),
+    "LAWRENCE": ("LARRY", "LAURENCE", "LAURIE"),
+    "LEONARD": ("LEN", "LENNY", "LEO"),
+    "MARGARET": ("MAGGIE", "MEG", "PEGGY", "MARGE", "MADGE", "GRETA", "MARGIE", "PEG"),
+    "MARY": ("MOLLY", "POLLY", "MAMIE", "MAE", "MARIE", "MARIA"),
+    "MATTHEW": ("MATT", "MATTY"),
+    "MICHAEL": ("MIKE", "MIKEY", "MICKEY", "MICK", "MICHEAL"),
+    "MICHELLE": ("SHELLY", "SHELLEY", "MICHELE"),
+    "NATHANIEL": ("NATE", "NAT", "NATHAN"),
+    "NICHOLAS": ("NICK", "NICKY", "NIKKI", "NICOLAS", "COLE"),
+    "PAMELA": ("PAM", "PAMMY"),
+    "PATRICIA": ("PATTY", "PATTI", "TRISH", "TRICIA", "PAT"),
+    "PATRICK": ("PADDY",),
+    "PETER": ("PETE",),
+    "PHILIP": ("PHIL", "PHILLIP", "PIP"),
+    "RAYMOND": ("RAY",),
+    "REBECCA": ("BECKY", "BECCA", "REBEKAH"),
+    "RICHARD": ("RICH", "RICHIE", "RICKY", "DICK", "RICK"),
+    "ROBERT": ("ROB", "ROBBIE", "BOB", "BOBBY", "BERT", "ROBBY"),
+    "RONALD": ("RON", "RONNIE", "RONNY"),
+    "SAMANTHA": ("SAM", "SAMMY", "SAMMIE"),
+    "SAMUEL": (),
+    "SARAH": ("SARA", "SALLY", "SADIE"),
+    "STEPHANIE": ("STEPH", "STEFANIE", "STEVIE"),
+    "STEPHEN": ("STEVE", "STEVEN", "STEVIE"),
+    "SUSAN": ("SUE", "SUSIE", "SUZY", "SUZANNE", "SUSANNE"),
+    "TERESA": ("TERRI", "TERRY", "TESS", "TESSA", "THERESA", "TRACY"),
+    "THEODORE": ("THEO",),
+    "THOMAS": ("TOM", "TOMMY", "THOM"),
+    "TIMOTHY": ("TIM", "TIMMY"),
+    "VICTORIA": ("VICKY", "VICKI", "TORI", "VIKKI"),
+    "VINCENT": ("VINCE", "VINNY", "VINNIE"),
+    "VIRGINIA": ("GINNY", "GINGER"),
+    "WALTER": ("WALT", "WALLY"),
+    "WILLIAM": ("BILL", "BILLY", "WILL", "WILLIE", "WILLY", "LIAM"),
+    "ZACHARY": ("ZACH", "ZACK", "ZAK"),
+}
+
+NICKNAMES: dict[str, str] = {
+    variant: formal for formal, variants in _GROUPS.items() for variant in variants if variant != formal
+}
+"""Variant -> formal given name; look up with :func:`canonical_given_name`."""
+
+
+def canonical_given_name(folded: str) -> str:
+    """The formal name a folded given name stands for (``"BOB"`` -> ``"ROBERT"``), else the name itself."""
+    return NICKNAMES.get(folded, folded)
