@@ -4,6 +4,7 @@ Load keys once (``SigningIdentity.load``, ``RecipientCertificate.load``, ``Priva
 
     signed = sign(root, identity)                  # enveloped RSA-SHA256 / ECDSA-SHA256, exclusive c14n
     message = encrypt(signed, recipient)           # AES-256-GCM + RSA-OAEP, bytes with an XML declaration
+    message = encrypt(signed, [state, provider])   # one EncryptedKey per recipient, where a profile allows
     plaintext = decrypt(message, private_key)      # receiving side
     document = verify(plaintext, [signer_cert])    # a fresh tree of what was signed, signature removed
 
@@ -20,9 +21,9 @@ from exchange.security.algorithms import (
     Transform,
 )
 from exchange.security.encryption import decrypt, encrypt
-from exchange.security.keys import PrivateKey, RecipientCertificate, SigningIdentity, fingerprint
+from exchange.security.keys import PrivateKey, RecipientCertificate, SigningIdentity, fingerprint, key_id
 from exchange.security.pki import DevPki, mint_dev_pki
-from exchange.security.signing import sign, verify
+from exchange.security.signing import sign, verify, verify_signer
 from transforms.model.errors import SecurityError
 
 __all__ = [
@@ -41,7 +42,9 @@ __all__ = [
     "decrypt",
     "encrypt",
     "fingerprint",
+    "key_id",
     "mint_dev_pki",
     "sign",
     "verify",
+    "verify_signer",
 ]

@@ -1,44 +1,27 @@
-"""Parsing of received bytes for verify and decrypt: no DTD, no entities, no network, bounded size.
+"""Parsing of received bytes for verify and decrypt, through the project's one safe loader.
 
-Every refusal is a :class:`SecurityError` whose text never quotes the document (parser messages can quote
-element names and text, so they are dropped, and the exception is raised ``from None``).
+:func:`niem_iepd.safexml.parse` refuses DTDs, entities, network access and oversized or over-deep input;
+here its :class:`~niem_iepd.safexml.UnsafeXMLError` becomes a :class:`SecurityError` for the security
+layer's callers. The text never quotes the document (safexml's reasons do not), and the exception is
+raised ``from None`` so no parser message travels along as a cause.
 """
 from __future__ import annotations
 
 from lxml import etree
 
+from niem_iepd import safexml
 from transforms.model.errors import SecurityError
 
-# TODO(security): switch to niem_iepd.safexml.parse once it lands (it raises UnsafeXMLError).
-#: Refuse anything larger before parsing: the largest message we expect is well under a megabyte.
-MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+#: The one size limit for received documents (bytes), checked before the parser sees a byte. Callers that
+#: expect larger messages pass ``max_bytes`` to ``decrypt``/``verify``/``receive`` instead of editing this.
+MAX_DOCUMENT_BYTES = safexml.DEFAULT_MAX_BYTES
 
 
-def _parser() -> etree.XMLParser:
-    # A new parser per call: lxml parsers are not safe to share between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_blank_text=False,
-    )
-
-
-def parse_received(data: bytes, subject: str) -> etree._ElementTree:
-    """Parse received ``data`` safely; SecurityError for oversized, malformed or DTD-bearing input."""
-    if not isinstance(data, (bytes, bytearray)):
+def parse_received(data: bytes, subject: str, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._ElementTree:
+    """Parse received ``data`` safely; SecurityError for oversized, malformed, DTD- or entity-bearing input."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("received data must be bytes")
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise SecurityError(subject, "document exceeds the size limit")
     try:
-        tree = etree.fromstring(bytes(data), _parser()).getroottree()
-    except etree.XMLSyntaxError:
-        raise SecurityError(subject, "document is not well-formed XML") from None
-    doctype = tree.docinfo
-    if doctype.doctype or doctype.internalDTD is not None or doctype.externalDTD is not None:
-        raise SecurityError(subject, "documents with a DTD are refused")
-    for node in tree.iter(etree.Entity):
-        raise SecurityError(subject, "entity references are refused")
-    return tree
+        return safexml.parse(data, max_bytes=max_bytes)
+    except safexml.UnsafeXMLError as error:
+        raise SecurityError(subject, f"XML refused: {error.reason}") from None

@@ -21,6 +21,7 @@ import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from exchange.security.algorithms import SignatureMethod
 from transforms.model.errors import SecurityError
@@ -39,6 +40,15 @@ def public_key_digest(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) 
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).hexdigest()
+
+
+def key_id(certificate: x509.Certificate) -> str:
+    """The key id we write as ``ds:KeyName``: the first 16 hex digits of the SHA-256 of the public key.
+
+    Derived from the key (not the certificate), so a renewed certificate for the same key keeps its id and
+    a rotated key always gets a new one; a receiver can compute it from the certificate alone.
+    """
+    return public_key_digest(certificate.public_key())[:16]
 
 
 def load_certificate(path: PathLike, *, subject: str = "certificate") -> x509.Certificate:
@@ -85,6 +95,28 @@ def _load_private_key(data: bytes, passphrase: bytes | None, subject: str):
     return key
 
 
+#: File suffixes read as PKCS#12 (a key and its certificate in one passphrase-protected file).
+PKCS12_SUFFIXES = (".p12", ".pfx")
+
+
+def _read_key_file(path: Path, passphrase: bytes | None, subject: str):
+    """Read a private key from a PEM file, or from a PKCS#12 file by its ``.p12``/``.pfx`` suffix."""
+    data = path.read_bytes()
+    if path.suffix.lower() not in PKCS12_SUFFIXES:
+        return _load_private_key(data, passphrase, subject)
+    try:
+        key, _certificate, _chain = pkcs12.load_key_and_certificates(data, passphrase)
+    except (ValueError, TypeError):
+        raise SecurityError(subject, "not a PKCS#12 file, or the passphrase is wrong") from None
+    if key is None:
+        raise SecurityError(subject, "the PKCS#12 file holds no private key")
+    # Same checks as a PEM key: re-encode it through the one loader rather than duplicate them.
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return _load_private_key(pem, None, subject)
+
+
 def _xmlsec_private_key(private_key, subject: str) -> xmlsec.Key:
     """Hand xmlsec the key cryptography already decrypted (xmlsec wants a ``str`` passphrase; ours are bytes)."""
     pkcs8 = private_key.private_bytes(
@@ -104,6 +136,9 @@ class SigningIdentity:
     certificate: x509.Certificate = field(repr=False)
     fingerprint: str
     method: SignatureMethod
+    #: Written as ``ds:KeyName`` in every signature, so receivers holding old and new keys during a
+    #: rotation (``xmlsec1 --pubkey-cert-pem:<key id> cert.pem``) pick the right one.
+    key_id: str = ""
 
     @classmethod
     def load(
@@ -114,15 +149,14 @@ class SigningIdentity:
         *,
         now: dt.datetime | None = None,
     ) -> SigningIdentity:
-        """Load a PEM private key and its PEM certificate.
+        """Load a private key (PEM, or PKCS#12 by its ``.p12``/``.pfx`` suffix) and its PEM certificate.
 
         Refuses a key that does not belong to the certificate, a certificate whose KeyUsage does not
         allow digital signatures, and (when ``now`` is given) a certificate outside its validity period.
         """
         key_path, cert_path = Path(key_pem), Path(cert_pem)
         subject = f"signing key {key_path.name}"
-        key_data = key_path.read_bytes()
-        private_key = _load_private_key(key_data, passphrase, subject)
+        private_key = _read_key_file(key_path, passphrase, subject)
         certificate = load_certificate(cert_path, subject="signing certificate")
         cert_subject = f"signing certificate {cert_path.name}"
         if public_key_digest(private_key.public_key()) != public_key_digest(certificate.public_key()):
@@ -144,7 +178,8 @@ class SigningIdentity:
             if isinstance(private_key, ec.EllipticCurvePrivateKey)
             else SignatureMethod.RSA_SHA256
         )
-        return cls(key=key, certificate=certificate, fingerprint=fingerprint(certificate), method=method)
+        return cls(key=key, certificate=certificate, fingerprint=fingerprint(certificate), method=method,
+                   key_id=key_id(certificate))
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,6 +227,14 @@ class RecipientCertificate:
             not_valid_after=certificate.not_valid_after_utc,
         )
 
+    def check(self, now: dt.datetime) -> None:
+        """Refuse (SecurityError) to use this certificate at ``now`` if it has expired or is not yet valid.
+
+        ``load`` checks once; a long-running process calls this before each encryption, so a certificate
+        that expired after it was loaded is never encrypted to.
+        """
+        check_validity(self.certificate, now, f"recipient certificate {self.fingerprint[:16]}")
+
 
 @dataclass(frozen=True, eq=False)
 class PrivateKey:
@@ -202,11 +245,10 @@ class PrivateKey:
 
     @classmethod
     def load(cls, key_pem: PathLike, passphrase: bytes | None = None) -> PrivateKey:
-        """Load an RSA private key (PEM) used to unwrap the content keys of messages sent to us."""
+        """Load an RSA private key (PEM, or PKCS#12 by suffix) used to unwrap the content keys sent to us."""
         path = Path(key_pem)
         subject = f"private key {path.name}"
-        data = path.read_bytes()
-        private_key = _load_private_key(data, passphrase, subject)
+        private_key = _read_key_file(path, passphrase, subject)
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")
         manager = xmlsec.KeysManager()

@@ -10,7 +10,7 @@ The one shape we write and the only shape we accept::
           <ds:Transforms> enveloped-signature, exclusive c14n </ds:Transforms>
           <ds:DigestMethod SHA-256/> <ds:DigestValue/>
       <ds:SignatureValue/>
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate/>
+      <ds:KeyInfo><ds:KeyName>key id</ds:KeyName><ds:X509Data><ds:X509Certificate/>
 
 Verification follows signxml's rule "trust only what verify returns": the caller gets a fresh tree parsed
 from the exact canonical bytes whose digest the signature covers, never the tree that was checked.
@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from exchange.security._received import parse_received
+from exchange.security._received import MAX_DOCUMENT_BYTES, parse_received
 from exchange.security.algorithms import C14N, DigestMethod, SignatureMethod, Transform, describe
 from exchange.security.keys import PathLike, SigningIdentity, check_validity, fingerprint, load_trusted
 from transforms.model.errors import SecurityError
@@ -49,7 +49,8 @@ def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
 
     The input element is not modified. The signature covers the whole document (Reference URI="") after
     the enveloped-signature transform and exclusive c14n, with SHA-256 and RSA-SHA256 (or ECDSA-SHA256
-    for an EC key); the signing certificate goes in ``ds:KeyInfo/ds:X509Data/ds:X509Certificate``.
+    for an EC key); the signing key id goes in ``ds:KeyInfo/ds:KeyName`` and the signing certificate in
+    ``ds:KeyInfo/ds:X509Data/ds:X509Certificate``.
     """
     if next(root.iter(_ds("Signature")), None) is not None:
         raise SecurityError(_SUBJECT, "the document already contains a signature")
@@ -62,6 +63,9 @@ def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
     xmlsec.template.add_transform(reference, Transform.ENVELOPED_SIGNATURE.transform)
     xmlsec.template.add_transform(reference, C14N.EXCLUSIVE.transform)
     key_info = xmlsec.template.ensure_key_info(template)
+    if identity.key_id:
+        # The key id first: a receiver holding old and new keys during a rotation selects by name.
+        xmlsec.template.add_key_name(key_info, identity.key_id)
     xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(key_info))
     context = xmlsec.SignatureContext()
     context.key = identity.key
@@ -79,6 +83,7 @@ def verify(
     trusted: Sequence[x509.Certificate | PathLike],
     *,
     now: dt.datetime | None = None,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> etree._Element:
     """Verify an enveloped signature and return the signed document, freshly parsed, without the signature.
 
@@ -86,12 +91,23 @@ def verify(
     document only selects which of them to use and is never trusted by itself. With ``now`` the trusted
     certificate must also be inside its validity period. Raises SecurityError for any other shape than the
     one in the module docstring, for SHA-1 and other legacy algorithms, an untrusted signer, a signature
-    that does not verify, or hostile XML (DTD, entities, oversize).
+    that does not verify, or hostile XML (DTD, entities, more than ``max_bytes``, too deep).
     """
+    return verify_signer(data, trusted, now=now, max_bytes=max_bytes)[0]
+
+
+def verify_signer(
+    data: bytes,
+    trusted: Sequence[x509.Certificate | PathLike],
+    *,
+    now: dt.datetime | None = None,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+) -> tuple[etree._Element, x509.Certificate]:
+    """Like :func:`verify`, and also return which of the ``trusted`` certificates the signature verified with."""
     pinned = load_trusted(trusted)
     if not pinned:
         raise SecurityError(_SUBJECT, "no trusted signer certificates were given")
-    tree = parse_received(data, _SUBJECT)
+    tree = parse_received(data, _SUBJECT, max_bytes=max_bytes)
     root = tree.getroot()
     signatures = list(tree.iter(_ds("Signature")))
     if len(signatures) != 1:
@@ -107,7 +123,7 @@ def verify(
     if now is not None:
         check_validity(certificate, now, f"{_SUBJECT}: signer certificate")
     _verify_with_xmlsec(signature, certificate, shape.method)
-    return _signed_content(tree, signature, shape)
+    return _signed_content(tree, signature, shape, max_bytes), certificate
 
 
 class _Shape:
@@ -202,7 +218,9 @@ def _verify_with_xmlsec(
         raise SecurityError(_SUBJECT, "the signature does not verify") from None
 
 
-def _signed_content(tree: etree._ElementTree, signature: etree._Element, shape: _Shape) -> etree._Element:
+def _signed_content(
+    tree: etree._ElementTree, signature: etree._Element, shape: _Shape, max_bytes: int
+) -> etree._Element:
     """Apply the Reference's transforms ourselves, check the digest, and parse the result afresh."""
     _remove_keeping_tail(signature)
     canonical = etree.tostring(
@@ -215,7 +233,7 @@ def _signed_content(tree: etree._ElementTree, signature: etree._Element, shape: 
     digest = hashlib.new(shape.digest.hashlib_name, canonical).digest()
     if not hmac.compare_digest(digest, shape.value):
         raise SecurityError(_SUBJECT, "the signed content does not match the Reference digest")
-    return parse_received(canonical, _SUBJECT).getroot()
+    return parse_received(canonical, _SUBJECT, max_bytes=max_bytes).getroot()
 
 
 def _remove_keeping_tail(element: etree._Element) -> None:
