@@ -1,23 +1,67 @@
 """Transport config -> transport adapter."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from adapters.delivery.local_outbox import LocalOutbox
 from exchange.config import resolve
-from exchange.config.transports import OutboxTransportConfig, TransportConfig
+from exchange.config.transports import (
+    OutboxTransportConfig,
+    SftpTransportConfig,
+    SoapTransportConfig,
+    TransportConfig,
+)
 from exchange.ports import Transport
 from transforms.model import ConfigError
 
 
 def build_transport(config: TransportConfig, *, recipient_id: str, home: Path,
                     clock: Callable[[], datetime], credentials: Mapping[str, str] | None = None) -> Transport:
-    """Open the transport a recipient's config names; ``credentials``: its connection's values, if any."""
+    """Open the transport a recipient's config names (remote transports connect on first delivery).
+
+    ``credentials``: the values of the connection the recipient names (``connection:``), resolved by the front
+    end (the DAGs read Airflow connections): host, port, login, password, schema and the connection's extras.
+    """
     if isinstance(config, OutboxTransportConfig):
         # an Airflow "File (path)" connection may move the outbox (a per-deployment mount point)
         directory = (credentials or {}).get("path") or config.path
         return LocalOutbox(resolve(home, directory) / recipient_id, clock=clock)
+    if isinstance(config, SftpTransportConfig):
+        from adapters.delivery.sftp import SftpSettings, SftpTransport
+
+        settings = SftpSettings(
+            host=config.host, port=config.port, username=config.username,
+            private_key=resolve(home, config.private_key), known_hosts=resolve(home, config.known_hosts),
+            remote_dir=config.remote_dir, passphrase=_secret(config.passphrase_env, recipient_id, "passphrase_env"),
+            connect_timeout=config.connect_timeout, timeout=config.timeout,
+        )
+        return SftpTransport(settings, clock=clock)
+    if isinstance(config, SoapTransportConfig):
+        from adapters.delivery.soap import SoapSettings, SoapTransport
+
+        settings = SoapSettings(
+            endpoint=config.endpoint,
+            wsdl=str(resolve(home, config.wsdl)) if config.wsdl and "://" not in config.wsdl else config.wsdl,
+            client_certificate=resolve(home, config.client_certificate), client_key=resolve(home, config.client_key),
+            ca_bundle=resolve(home, config.ca_bundle), signing_key=resolve(home, config.signing_key),
+            signing_certificate=resolve(home, config.signing_certificate),
+            receipt_certificate=resolve(home, config.receipt_certificate) if config.receipt_certificate else None,
+            connect_timeout=config.connect_timeout, timeout=config.timeout,
+        )
+        return SoapTransport(settings, clock=clock)
     raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.kind",
                       f"no transport for {config.kind!r}", "use a listed kind")
+
+
+def _secret(env_name: str | None, recipient_id: str, key: str) -> str | None:
+    """Read a secret from the environment variable a config names (the YAML never holds the value)."""
+    if env_name is None:
+        return None
+    value = os.environ.get(env_name)
+    if value is None:
+        raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.{key}",
+                          f"environment variable {env_name!r} is not set", "export it before running")
+    return value

@@ -1,0 +1,235 @@
+"""SFTP delivery (paramiko): pinned host key, key auth, atomic upload, a SHA-256 manifest, resume-safe.
+
+One message becomes ``<remote_dir>/<message id>.xml``. The upload goes to ``.<message id>.xml.part``, its
+remote size is checked against the payload, and only then is it moved into place with ``posix_rename``
+(OpenSSH's atomic rename that also replaces; plain SFTP rename refuses an existing target). The directory's
+``MANIFEST.sha256`` gets a ``<sha256>  <file>`` line (``sha256sum -c MANIFEST.sha256`` checks it) after the
+rename, so a receiver that trusts the manifest never sees a partial file.
+
+Idempotent per message id, and safe to rerun after a crash at any point:
+
+- crashed mid-upload: the ``.part`` file is overwritten by the next attempt;
+- crashed after the rename, before the manifest line: the next attempt finds the file, checks its SHA-256,
+  does not upload it again and only adds the manifest line;
+- delivered but not recorded in our outbox: same path, a receipt comes back and nothing is sent twice.
+
+The host key is pinned from a known_hosts file: a host that is not in it, or that presents a different key,
+is refused with :class:`SecurityError` before anything is sent (paramiko's ``RejectPolicy``, never
+auto-add). One connection is reused for every message of a delivery pass; :meth:`SftpTransport.close` ends it.
+Errors name the operation and the error kind, never file contents.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+import re
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import paramiko
+
+from transforms.model import PermanentError, Receipt, RetryableError, SecurityError
+
+MANIFEST = "MANIFEST.sha256"
+_MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (\S+)$")
+_CHUNK = 32768
+
+
+@dataclass(frozen=True, slots=True)
+class SftpSettings:
+    """Where and how to connect. Paths name files; no secret value is ever held in the settings."""
+
+    host: str
+    port: int
+    username: str
+    private_key: Path
+    known_hosts: Path
+    remote_dir: str
+    passphrase: str | None = None
+    connect_timeout: float = 15.0
+    timeout: float = 60.0
+
+    def __repr__(self) -> str:  # the passphrase must not reach a log line through repr()
+        return f"SftpSettings({self.username}@{self.host}:{self.port}{self.remote_dir})"
+
+
+class SftpTransport:
+    """Deliver messages to one recipient's SFTP directory; see the module docstring."""
+
+    def __init__(self, settings: SftpSettings, *, clock: Callable[[], datetime], name: str = "sftp") -> None:
+        self.name = name
+        self._settings = settings
+        self._clock = clock
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._listed: set[str] = set()
+        self._manifest_needs_newline = False
+
+    @property
+    def _where(self) -> str:
+        s = self._settings
+        return f"sftp {s.username}@{s.host}:{s.port}"
+
+    def deliver(self, message_id: str, payload: bytes, sha256: str) -> Receipt:
+        """Upload one message atomically and list it in the manifest (idempotent per ``message_id``)."""
+        operation = f"sftp deliver {message_id}"
+        if hashlib.sha256(payload).hexdigest() != sha256:
+            raise PermanentError(operation, "payload does not match its SHA-256")
+        filename = f"{message_id}.xml"
+        target = posixpath.join(self._settings.remote_dir, filename)
+        try:
+            sftp = self._connected()
+            existing = self._size(sftp, target)
+            if existing is None:
+                self._upload(sftp, target, payload, operation)
+            elif existing != len(payload) or self._remote_sha256(sftp, target) != sha256:
+                raise PermanentError(operation, "a different file already has this name on the server")
+            if filename not in self._listed:
+                self._append_manifest(sftp, f"{sha256}  {filename}\n")
+                self._listed.add(filename)
+        except (PermanentError, SecurityError):
+            raise
+        except PermissionError as exc:
+            # The server refused a write (read-only mount, permissions, quota): the recipient can fix it, so
+            # we keep retrying with backoff until max_attempts, then dead-letter.
+            self.close()
+            raise RetryableError(operation, f"server refused the write ({type(exc).__name__})") from None
+        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+            self.close()
+            errno = getattr(exc, "errno", None)
+            raise RetryableError(operation, f"{type(exc).__name__}{f' (errno {errno})' if errno else ''}") from None
+        s = self._settings
+        return Receipt(message_id, f"sftp://{s.username}@{s.host}:{s.port}{target}", sha256, self._clock(),
+                       self.name)
+
+    def close(self) -> None:
+        """Close the connection (the next delivery opens a new one)."""
+        for resource in (self._sftp, self._client):
+            if resource is not None:
+                try:
+                    resource.close()
+                except Exception:  # closing a dead connection may raise anything; it is gone either way
+                    pass
+        self._sftp = self._client = None
+
+    # -- connection --------------------------------------------------------------------------------------
+
+    def _connected(self) -> paramiko.SFTPClient:
+        if self._sftp is not None and self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._sftp
+            self.close()
+        s = self._settings
+        client = paramiko.SSHClient()
+        host_keys = client.get_host_keys()
+        try:
+            host_keys.load(str(s.known_hosts))
+        except FileNotFoundError:
+            raise SecurityError(self._where, "known_hosts file not found; pin the server's host key "
+                                "before delivering") from None
+        lookup = s.host if s.port == 22 else f"[{s.host}]:{s.port}"
+        if host_keys.lookup(lookup) is None:
+            raise SecurityError(self._where, f"host key of {lookup} is not pinned in known_hosts; nothing "
+                                "sent (get the key from the recipient out of band and add it)")
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        try:
+            pkey = paramiko.PKey.from_path(s.private_key, s.passphrase.encode() if s.passphrase else None)
+        except FileNotFoundError:
+            raise SecurityError(self._where, "client private key file not found") from None
+        except paramiko.SSHException:
+            raise SecurityError(self._where, "client private key cannot be read (wrong passphrase or "
+                                "format)") from None
+        try:
+            client.connect(s.host, s.port, username=s.username, pkey=pkey, look_for_keys=False,
+                           allow_agent=False, timeout=s.connect_timeout, banner_timeout=s.connect_timeout,
+                           auth_timeout=s.connect_timeout, channel_timeout=s.timeout)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise SecurityError(self._where, f"host key CHANGED: server presented {exc.key.get_name()} "
+                                f"SHA256:{_fingerprint(exc.key)}, pinned SHA256:{_fingerprint(exc.expected_key)}; "
+                                "nothing sent (verify with the recipient, then update known_hosts)") from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise SecurityError(self._where, "authentication refused for our client key") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise RetryableError(f"{self._where} connect", type(exc).__name__) from None
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(s.timeout)
+        self._client, self._sftp = client, sftp
+        self._ensure_dir(sftp)
+        self._listed = self._read_manifest(sftp)
+        return sftp
+
+    def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
+        path = ""
+        for part in self._settings.remote_dir.strip("/").split("/"):
+            path = f"{path}/{part}" if self._settings.remote_dir.startswith("/") or path else part
+            try:
+                if not stat.S_ISDIR(sftp.stat(path).st_mode):
+                    raise PermanentError(self._where, f"remote path {path!r} is not a directory")
+            except FileNotFoundError:
+                sftp.mkdir(path)
+
+    # -- files -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
+        try:
+            return sftp.stat(path).st_size
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _remote_sha256(sftp: paramiko.SFTPClient, path: str) -> str:
+        digest = hashlib.sha256()
+        with sftp.open(path, "rb") as handle:
+            handle.prefetch()
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def _upload(self, sftp: paramiko.SFTPClient, target: str, payload: bytes, operation: str) -> None:
+        directory, name = posixpath.split(target)
+        temporary = posixpath.join(directory, f".{name}.part")
+        with sftp.open(temporary, "wb") as handle:
+            handle.set_pipelined(True)
+            view = memoryview(payload)
+            for start in range(0, len(view), _CHUNK):
+                handle.write(view[start:start + _CHUNK])
+        size = sftp.stat(temporary).st_size
+        if size != len(payload):
+            raise RetryableError(operation, f"remote size {size} after upload, expected {len(payload)}")
+        sftp.posix_rename(temporary, target)
+
+    def _read_manifest(self, sftp: paramiko.SFTPClient) -> set[str]:
+        path = posixpath.join(self._settings.remote_dir, MANIFEST)
+        try:
+            with sftp.open(path, "rb") as handle:
+                text = handle.read().decode("ascii", "replace")
+        except FileNotFoundError:
+            self._manifest_needs_newline = False
+            return set()
+        # A line torn by a crash mid-append is ignored here and closed off before the next append.
+        self._manifest_needs_newline = bool(text) and not text.endswith("\n")
+        return {m.group(2) for line in text.splitlines() if (m := _MANIFEST_LINE.match(line))}
+
+    def _append_manifest(self, sftp: paramiko.SFTPClient, line: str) -> None:
+        path = posixpath.join(self._settings.remote_dir, MANIFEST)
+        data = ("\n" + line if self._manifest_needs_newline else line).encode("ascii")
+        with sftp.open(path, "ab") as handle:
+            handle.write(data)
+        self._manifest_needs_newline = False
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+__all__ = ["MANIFEST", "SftpSettings", "SftpTransport"]
