@@ -52,3 +52,12 @@ def demo_run(tmp_path_factory, demo_config):
     finally:
         ex.close()
     return home, summary
+
+
+# Real servers shared by integration tests (delivery and source adapters): see tests/support/. The repo root
+# goes on sys.path so `tests.support` imports the same under `python -m pytest` and the bare `pytest` script.
+import sys  # noqa: E402
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from tests.support.sshd import sshd_factory  # noqa: E402,F401
