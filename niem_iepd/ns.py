@@ -26,6 +26,11 @@ CT = "https://docs.oasis-open.org/niemopen/ns/specification/conformanceTargets/6
 # Ours: the extension namespace and one namespace per exchange (message type).
 NX = "http://niem-exchange.org/ns/extension/1.0/"
 BN = "http://niem-exchange.org/ns/exchange/booking-notification/1.0/"
+RN = "http://niem-exchange.org/ns/exchange/release-notification/1.0/"
+CCR = "http://niem-exchange.org/ns/exchange/crisis-contact-report/1.0/"
+BHA = "http://niem-exchange.org/ns/exchange/behavioral-health-alert/1.0/"
+FFR = "http://niem-exchange.org/ns/exchange/familiar-faces-roster/1.0/"
+PM = "http://niem-exchange.org/ns/exchange/program-metrics/1.0/"
 
 PREFIXES: dict[str, str] = {
     "structures": STRUCTURES,
@@ -35,11 +40,21 @@ PREFIXES: dict[str, str] = {
     "hs": HS,
     "nx": NX,
     "bn": BN,
+    "rn": RN,
+    "ccr": CCR,
+    "bha": BHA,
+    "ffr": FFR,
+    "pm": PM,
 }
 
 #: Message type -> (root element, namespace map the builder writes).
 MESSAGE_ROOTS: dict[str, QName] = {
     "BookingNotification": QName(BN, "BookingNotification"),
+    "ReleaseNotification": QName(RN, "ReleaseNotification"),
+    "CrisisContactReport": QName(CCR, "CrisisContactReport"),
+    "BehavioralHealthAlert": QName(BHA, "BehavioralHealthAlert"),
+    "FamiliarFacesRoster": QName(FFR, "FamiliarFacesRoster"),
+    "ProgramMetrics": QName(PM, "ProgramMetrics"),
 }
 
 nc = ElementMaker(namespace=NC, nsmap={"nc": NC})

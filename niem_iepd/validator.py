@@ -1,4 +1,4 @@
-"""Validate messages against the project's IEPD schemas: ``validate``, ``is_valid``, ``iter_errors``.
+"""Validate messages against the project's IEPD schemas and rules: ``validate``, ``is_valid``, ``iter_errors``.
 
 The message type is read from the root element's qualified name (``ns.MESSAGE_ROOTS``); its exchange
 schema, ``niem_iepd/schemas/exchange/<message-type>.xsd``, is compiled once per process with lxml and
@@ -10,8 +10,10 @@ line number and a message. libxml2 quotes offending values in its messages (``'1
 valid value``); every quoted value is replaced by ``[value]`` before it reaches a :class:`SchemaIssue`,
 so no PHI ends up in an exception, a log line or the quarantine table.
 
-libxml2 does not check ID/IDREF integrity in XSD validation, so ``structures:ref`` values that match no
-``structures:id`` in the message are reported here as issues too.
+libxml2 does not check ID/IDREF integrity in XSD validation, so ``structures:ref`` and ``nc:metadataRef``
+values that match no ``structures:id`` in the message are reported here as issues too (rule ``NX-REF-1``).
+Then the IEPD's Schematron business rules run (:mod:`niem_iepd.rules`); every issue names its rule:
+``XSD`` for the schema, ``NX-REF-1`` for references, the Schematron id (``NX-DATE-1``...) otherwise.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from niem_iepd import ns, safexml
+from niem_iepd import ns, rules, safexml
 
 __all__ = ["SchemaIssue", "iter_errors", "validate", "is_valid", "schema_path", "message_type_of", "SCHEMAS_DIR"]
 
@@ -40,6 +42,7 @@ _ROOT_TYPES: dict[str, str] = {root.text: message_type for message_type, root in
 
 _STRUCTURES_ID = f"{{{ns.STRUCTURES}}}id"
 _STRUCTURES_REF = f"{{{ns.STRUCTURES}}}ref"
+_METADATA_REF = f"{{{ns.NC}}}metadataRef"  # NIEM 6: xs:IDREFS, a space-separated list
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +51,19 @@ class SchemaIssue:
 
     ``path`` is the XPath of the offending element (``/bn:BookingNotification/j:Booking/nc:ActivityDate``),
     ``line`` its source line when the document was parsed (None for a tree built in memory), ``message``
-    what is wrong, with any quoted value replaced by ``[value]``.
+    what is wrong, with any quoted value replaced by ``[value]``, ``rule`` the rule broken (``XSD``,
+    ``NX-REF-1`` or a Schematron rule id; empty for an issue made elsewhere).
     """
 
     path: str
     line: int | None
     message: str
+    rule: str = ""
 
     def __str__(self) -> str:
         where = f" (line {self.line})" if self.line else ""
-        return f"{self.path}{where}: {self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return f"{self.path}{where}:{rule} {self.message}"
 
 
 # --- schemas -----------------------------------------------------------------------------------------
@@ -263,17 +269,27 @@ def message_type_of(doc: etree._Element | etree._ElementTree) -> str | None:
 
 
 def _reference_issues(root: etree._Element) -> Iterator[SchemaIssue]:
-    """``structures:ref`` values that match no ``structures:id`` (libxml2 does not check them)."""
+    """``structures:ref`` / ``nc:metadataRef`` values that match no ``structures:id`` (libxml2 does not check)."""
     ids = {element.get(_STRUCTURES_ID) for element in root.iter(etree.Element)} - {None}
     for element in root.iter(etree.Element):
         ref = element.get(_STRUCTURES_REF)
         if ref is not None and ref not in ids:
             yield SchemaIssue(_element_path(element), element.sourceline,
-                              "attribute 'structures:ref': [value] matches no structures:id in the message")
+                              "attribute 'structures:ref': [value] matches no structures:id in the message",
+                              "NX-REF-1")
+        refs = element.get(_METADATA_REF)
+        if refs is not None and any(ref not in ids for ref in refs.split()):
+            yield SchemaIssue(_element_path(element), element.sourceline,
+                              "attribute 'nc:metadataRef': [value] matches no structures:id in the message",
+                              "NX-REF-1")
 
 
-def iter_errors(doc: etree._Element | etree._ElementTree) -> Iterator[SchemaIssue]:
-    """Yield every reason ``doc`` is not a valid message of its type; nothing if it is valid."""
+def iter_errors(doc: etree._Element | etree._ElementTree, *, business_rules: bool = True) -> Iterator[SchemaIssue]:
+    """Yield every reason ``doc`` is not a valid message of its type; nothing if it is valid.
+
+    XSD issues come first, then reference issues, then (unless ``business_rules`` is False) the
+    Schematron rules, which run even on a schema-invalid message so one pass reports everything.
+    """
     root = _root_of(doc)
     if root is None or not isinstance(root.tag, str):
         yield SchemaIssue("/", None, "document has no root element")
@@ -294,15 +310,21 @@ def iter_errors(doc: etree._Element | etree._ElementTree) -> Iterator[SchemaIssu
         path = _element_path(element) if element is not None else _CLARK.sub(_display_name, libxml_path or "/")
         if not line and element is not None:
             line = element.sourceline
-        yield SchemaIssue(path, line or None, _withhold_leaks(_sanitize(message), element))
+        yield SchemaIssue(path, line or None, _withhold_leaks(_sanitize(message), element), "XSD")
     yield from _reference_issues(root)
+    if business_rules:
+        for failure in rules.check(root):
+            element = failure.element
+            path = _element_path(element) if element is not None else _element_path(root)
+            yield SchemaIssue(path, element.sourceline if element is not None else None, failure.message,
+                              failure.rule)
 
 
-def validate(doc: etree._Element | etree._ElementTree) -> list[SchemaIssue]:
-    """Every issue of ``doc`` as a list (empty when valid)."""
-    return list(iter_errors(doc))
+def validate(doc: etree._Element | etree._ElementTree, *, business_rules: bool = True) -> list[SchemaIssue]:
+    """Every issue of ``doc`` as a list (empty when valid); see :func:`iter_errors`."""
+    return list(iter_errors(doc, business_rules=business_rules))
 
 
-def is_valid(doc: etree._Element | etree._ElementTree) -> bool:
-    """True if ``doc`` is a valid message of the type its root element names."""
-    return next(iter_errors(doc), None) is None
+def is_valid(doc: etree._Element | etree._ElementTree, *, business_rules: bool = True) -> bool:
+    """True if ``doc`` is a valid message of the type its root element names (and meets its rules)."""
+    return next(iter_errors(doc, business_rules=business_rules), None) is None

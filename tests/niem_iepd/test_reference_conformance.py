@@ -195,10 +195,10 @@ def test_reference_also_rejects_ncic_race_letters(reference_schema):
 
 
 def test_reference_schema_really_is_the_reference(reference_schema):
-    # nc:PersonFullName is in the reference's nc:PersonNameType but not in our subset: only the
+    # nc:PersonMaidenName is in the reference's nc:PersonNameType but not in our subset: only the
     # reference accepts it, which shows the resolver swapped the documents.
     tree = safexml.parse(SAMPLE.read_bytes())
     name = tree.getroot().find(ns.clark("j:Booking/j:BookingSubject/nc:EntityPerson/nc:PersonName"))
-    etree.SubElement(name, ns.q("nc", "PersonFullName")).text = "Randall J Richardson"
+    etree.SubElement(name, ns.q("nc", "PersonMaidenName")).text = "Roe"
     assert reference_schema.validate(tree), str(reference_schema.error_log)
     assert not validator.is_valid(tree)

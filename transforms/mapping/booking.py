@@ -37,12 +37,13 @@ def booking_notification(booking: JailBooking, shared_id: str, header: MessageHe
     """Build the BookingNotification for one booking of the person known by ``shared_id``."""
     root = etree.Element(ns.MESSAGE_ROOTS["BookingNotification"], nsmap=_NSMAP)
     root.append(message_metadata(header))
-    root.append(_booking(booking, shared_id))
+    root.append(booking_element(booking, shared_id))
     etree.cleanup_namespaces(root, top_nsmap=_NSMAP)
     return root
 
 
-def _booking(booking: JailBooking, shared_id: str) -> etree._Element:
+def booking_element(booking: JailBooking, shared_id: str, *, with_charges: bool = True) -> etree._Element:
+    """The ``j:Booking`` of one booking (shared with ReleaseNotification, which leaves the charges out)."""
     element = j.Booking(
         identification(nc.ActivityIdentification, booking.booking_number),
         date_time(nc.ActivityDate, booking.booked_at),
@@ -51,7 +52,7 @@ def _booking(booking: JailBooking, shared_id: str) -> etree._Element:
         j.BookingDetentionFacility(nc.FacilityName(booking.facility)),
         j.BookingSubject(_person(booking.person, shared_id)),
     )
-    if booking.charges or booking.arresting_agency:
+    if with_charges and (booking.charges or booking.arresting_agency):
         arrest = j.Arrest()
         if booking.arresting_agency:
             arrest.append(organization(j.ArrestAgency, booking.arresting_agency))

@@ -1,4 +1,4 @@
-"""Building blocks shared by every message type: message metadata, identifications, dates, persons."""
+"""Building blocks shared by every message type: message and privacy metadata, identifications, dates, persons."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +6,9 @@ from datetime import date, datetime, timezone
 
 from lxml import etree
 
+from niem_iepd import ns
 from niem_iepd.ns import IEPD_VERSION, nc, nx, j
+from transforms.model import PersonIdentity
 
 SHARED_ID_CATEGORY = "niem-exchange shared person identifier"
 
@@ -20,6 +22,25 @@ class MessageHeader:
     sender: str
     recipient: str
     message_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A reporting period, first and last day included (``nx:ReportingPeriod``)."""
+
+    start: date
+    end: date
+
+
+def reporting_period(period: Period) -> etree._Element:
+    """``nx:ReportingPeriod`` with its nc:StartDate and nc:EndDate."""
+    return nx.ReportingPeriod(a_date(nc.StartDate, calendar_day(period.start)),
+                              a_date(nc.EndDate, calendar_day(period.end)))
+
+
+def calendar_day(value: date) -> date:
+    """The calendar day of a date or datetime (a datetime would otherwise print its time in nc:Date)."""
+    return value.date() if isinstance(value, datetime) else value
 
 
 def identification(tag, value: str) -> etree._Element:
@@ -55,6 +76,79 @@ def message_metadata(header: MessageHeader) -> etree._Element:
     )
 
 
+#: Confidentiality codes nx:ConfidentialityCode accepts (HL7 v3 Confidentiality: U, L, M, N, R, V).
+CONFIDENTIALITY_CODES = ("U", "L", "M", "N", "R", "V")
+
+
+def privacy_metadata(confidentiality: str, part2: bool, notice: str, consent_id: str) -> etree._Element:
+    """The ``nx:PrivacyMetadata`` block a recipient's profile asks for; it goes right after nx:MessageMetadata.
+
+    ``confidentiality`` is an HL7 confidentiality code (``N`` normal, ``R`` restricted, ``V`` very
+    restricted...); ``part2`` sets the 42 CFR Part 2 label; ``notice`` is the redisclosure notice text and
+    ``consent_id`` the consent the disclosure rests on (each left out when empty). The IEPD's Schematron
+    rejects a Part 2 label without a notice and a consent (rules NX-PRIV-1, NX-PRIV-2).
+    """
+    if confidentiality not in CONFIDENTIALITY_CODES:
+        raise ValueError(f"confidentiality must be one of {', '.join(CONFIDENTIALITY_CODES)}")
+    element = nx.PrivacyMetadata(
+        nx.ConfidentialityCode(confidentiality),
+        nx.Part2LabelIndicator("true" if part2 else "false"),
+    )
+    if notice:
+        element.append(nx.RedisclosureNoticeText(notice))
+    if consent_id:
+        element.append(identification(nx.ConsentIdentification, consent_id))
+    return element
+
+
+def insert_privacy_metadata(message: etree._Element, privacy: etree._Element) -> etree._Element:
+    """Put ``privacy`` (from :func:`privacy_metadata`) into ``message`` right after nx:MessageMetadata.
+
+    Replaces a privacy block already there, so a profile applied twice leaves one. Returns ``message``.
+    """
+    for old in message.findall(ns.clark("nx:PrivacyMetadata")):
+        message.remove(old)
+    metadata = message.find(ns.clark("nx:MessageMetadata"))
+    if metadata is None:
+        raise ValueError("message has no nx:MessageMetadata")
+    metadata.addnext(privacy)
+    return message
+
+
+def message_root(message_type: str, prefixes: tuple[str, ...], header: MessageHeader) -> etree._Element:
+    """The root element of ``message_type`` declaring ``prefixes``, opened with its nx:MessageMetadata."""
+    nsmap = {prefix: ns.PREFIXES[prefix] for prefix in prefixes}
+    root = etree.Element(ns.MESSAGE_ROOTS[message_type], nsmap=nsmap)
+    root.append(message_metadata(header))
+    return root
+
+
+def finish(root: etree._Element, prefixes: tuple[str, ...]) -> etree._Element:
+    """Drop namespace declarations the ElementMakers repeated below the root; return ``root``."""
+    etree.cleanup_namespaces(root, top_nsmap={prefix: ns.PREFIXES[prefix] for prefix in prefixes})
+    return root
+
+
+def basic_person(tag, person: PersonIdentity, shared_id: str, *, sex: bool = True) -> etree._Element:
+    """A ``nc:PersonType`` element: birth date, name, the shared identifier and (optionally) sex.
+
+    The minimum that lets a recipient recognise the person; no address, SSN or race.
+    """
+    element = tag()
+    if person.birth_date:
+        element.append(a_date(nc.PersonBirthDate, person.birth_date))
+    name = nc.PersonName(nc.PersonGivenName(person.given_name))
+    if person.middle_name:
+        name.append(nc.PersonMiddleName(person.middle_name))
+    name.append(nc.PersonSurName(person.surname))
+    if person.name_suffix:
+        name.append(nc.PersonNameSuffixText(person.name_suffix))
+    element.extend((name, shared_person_identification(shared_id)))
+    if sex:
+        element.append(j.PersonSexCode(person.sex))
+    return element
+
+
 def shared_person_identification(shared_id: str) -> etree._Element:
     """The shared unique person identifier, carried as ``nc:PersonOtherIdentification``."""
     return nc.PersonOtherIdentification(
@@ -63,5 +157,7 @@ def shared_person_identification(shared_id: str) -> etree._Element:
     )
 
 
-__all__ = ["MessageHeader", "a_date", "date_time", "identification", "j", "message_metadata", "nc", "nx",
-           "organization", "shared_person_identification"]
+__all__ = ["CONFIDENTIALITY_CODES", "MessageHeader", "Period", "a_date", "basic_person", "calendar_day",
+           "date_time", "finish", "reporting_period",
+           "identification", "insert_privacy_metadata", "j", "message_metadata", "message_root", "nc", "nx",
+           "organization", "privacy_metadata", "shared_person_identification"]
