@@ -8,7 +8,8 @@ One call per message::
 
 :meth:`Receiver.receive` runs, in this order, and stops at the first refusal:
 
-1. decrypt with our private key (AES-256-GCM + RSA-OAEP only; CBC only if ``allow_legacy``);
+1. decrypt with our private key (AES-256-GCM + RSA-OAEP only; CBC only if ``allow_legacy``), refusing
+   comments and processing instructions inside the document element (comment injection);
 2. verify the enveloped signature against the pinned sender certificates (never one taken from the
    message), inside their validity period, SHA-256 family only;
 3. keep only the signed content that verification returns (a fresh parse of the exact bytes the digest
@@ -43,7 +44,7 @@ from exchange.security import PrivateKey, decrypt, fingerprint, key_id, verify_s
 from exchange.security._received import MAX_DOCUMENT_BYTES
 from exchange.security.keys import PathLike, load_trusted
 from exchange.state.db import open_engine, received
-from niem_iepd import ns, validator
+from niem_iepd import ns, safexml, validator
 from transforms.model.errors import MessageInvalidError, SecurityError
 
 #: A message id becomes a file name: letters, digits, '.', '_' and '-' only, no leading dot.
@@ -156,8 +157,13 @@ class Receiver:
         if len(data) > self.max_bytes:
             raise SecurityError(f"{source}: {_SUBJECT}", f"message is over the size limit of {self.max_bytes} bytes")
         now = self.clock()
-        plaintext = decrypt(data, self.key, allow_legacy=self.allow_legacy, max_bytes=self.max_bytes)
-        root, signer = verify_signer(plaintext, self.trusted, now=now, max_bytes=self.max_bytes)
+        try:
+            plaintext = decrypt(data, self.key, allow_legacy=self.allow_legacy, max_bytes=self.max_bytes)
+            _refuse_hidden_nodes(plaintext, self.max_bytes)
+            root, signer = verify_signer(plaintext, self.trusted, now=now, max_bytes=self.max_bytes)
+        except SecurityError as error:
+            # Name the message (the file it came in) in front of the step that refused it.
+            raise SecurityError(f"{source}: {error.subject}", error.reason) from None
         issues = validator.validate(root)
         if issues:
             first = issues[0]
@@ -213,6 +219,25 @@ class Receiver:
             raise
         finally:
             _unlink(temporary for temporary, _ in staged)
+
+
+def _refuse_hidden_nodes(plaintext: bytes, max_bytes: int) -> None:
+    """Refuse comments and processing instructions inside the document element.
+
+    Exclusive c14n drops comments before digesting, so a comment injected into a signed text node
+    (``Ja<!---->ne``) leaves the signature valid while a consumer reading ``.text`` sees the text cut short.
+    The content we hand on is re-parsed from the canonical bytes and has no comments anyway; refusing
+    outright still tells the sender that someone tampered with the message. Neither we nor xmlsec1 ever
+    write comments or PIs inside a message, so a genuine one never trips this.
+    """
+    try:
+        root = safexml.parse(plaintext, max_bytes=max_bytes).getroot()
+    except safexml.UnsafeXMLError as error:
+        raise SecurityError(_SUBJECT, f"the decrypted content: {error}") from None
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction):
+        kind = "comment" if isinstance(node, etree._Comment) else "processing instruction"
+        raise SecurityError(_SUBJECT, f"a {kind} inside the signed document is refused "
+                                                     "(comment injection changes what a text node reads as)")
 
 
 def _message_id(root: etree._Element, source: str) -> str:

@@ -131,14 +131,23 @@ def decrypt(
             raise SecurityError(_SUBJECT, f"{etree.QName(tag).localname} is not accepted")
     _check_cipher(encrypted.find(_enc("EncryptionMethod")), allow_legacy)
     _check_encrypted_keys(encrypted, key)
+    # Without Type, xmlsec hands back the decrypted bytes instead of parsing them into the tree itself.
+    # We parse them with the safe loader: our limits and refusals apply to the plaintext too, a second root
+    # smuggled after (or before) the real one is refused as not well-formed, and libxml2 never prints
+    # fragments of decrypted content to stderr.
+    del encrypted.attrib["Type"]
     context = xmlsec.EncryptionContext(key.manager)
     try:
         plaintext = context.decrypt(encrypted)
     except xmlsec.Error:
         raise SecurityError(_SUBJECT, "the message cannot be decrypted with this key") from None
-    if not isinstance(plaintext, etree._Element):
-        raise SecurityError(_SUBJECT, "the decrypted content is not an XML element")
-    return etree.tostring(plaintext.getroottree(), xml_declaration=True, encoding="UTF-8")
+    if not isinstance(plaintext, bytes):
+        raise SecurityError(_SUBJECT, "the decrypted content is not a document")
+    try:
+        document = parse_received(plaintext, _SUBJECT, max_bytes=max_bytes)
+    except SecurityError as error:
+        raise SecurityError(_SUBJECT, f"the decrypted content: {error.reason}") from None
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
 
 
 def _check_cipher(method: etree._Element | None, allow_legacy: bool) -> None:
