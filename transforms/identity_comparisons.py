@@ -71,20 +71,21 @@ COMPARISONS: tuple[Comparison, ...] = (
 """The comparisons of the probabilistic tier, strongest level first."""
 
 BLOCKING_KEYS: tuple[tuple[str, ...], ...] = (
-    ("dob",),
+    ("dob", "given_init"),
+    ("dob", "sn_sdx"),
     ("ssn",),
     ("phone",),
-    ("sn_sdx", "given_sdx"),
+    ("sn_sdx", "given_canon"),
     ("sn_sdx", "dob_y"),
     ("given_canon", "dob_ym"),
-    ("given_canon", "postcode"),
     ("street", "postcode"),
 )
 """Candidate pairs are records that agree exactly on all tokens of at least one of these keys.
 
-Each key keeps blocks small (birth date; Soundex of both names; surname sound + birth year; nickname +
-birth month) so cost grows near-linearly with records; together they let a record with a typo in any one
-field still meet its match under another key.
+Each key keeps blocks small (birth date with an initial or a surname sound; surname sound with the formal
+given name or the birth year; formal given name with birth month; address) so cost grows near-linearly
+with records; together they let a record with a typo or a change in any one field (a married surname, a
+transposed birth date) still meet its match under another key.
 """
 
 UNKNOWN = -1

@@ -126,6 +126,8 @@ ledger = Table(
     Column("categories", Text, nullable=False),
     Column("purpose", String(300), nullable=False),
     Column("legal_basis", String(300), nullable=False),
+    Column("accounting_exempt", String(300), nullable=False, server_default="",
+           doc="45 CFR 164.528(a)(1) exemption from the accounting; empty: accountable"),
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False, unique=True),
 )
@@ -140,6 +142,77 @@ received = Table(
     Column("plaintext_sha256", String(64), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("plaintext_file", String(500), nullable=False),
+)
+
+person_record_tokens = Table(
+    "person_record_tokens",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Column("token", String(40), primary_key=True, doc="token name (comparison token or 'key:<kind>')"),
+    Column("token_hash", String(64), nullable=False, doc="HMAC-SHA256 of the token; never the token"),
+)
+
+person_blocks = Table(
+    "person_blocks",
+    metadata,
+    Column("block_hash", String(64), primary_key=True, doc="HMAC-SHA256 of a blocking value"),
+    Column("system", String(64), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+)
+
+person_reviews = Table(
+    "person_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exchange", String(128), nullable=False, index=True),
+    Column("system", String(64), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("shared_id", String(32), nullable=False, doc="the id the record got while under review"),
+    Column("candidate_system", String(64), nullable=False),
+    Column("candidate_record_id", String(128), nullable=False),
+    Column("candidate_shared_id", String(32), nullable=False),
+    Column("probability", String(20), nullable=False),
+    Column("agreement", Text, nullable=False, doc="JSON: comparison -> level label; never values"),
+    Column("reason", String(200), nullable=False),
+    Column("status", String(16), nullable=False, index=True, doc="open | accepted | rejected"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(128)),
+    UniqueConstraint("system", "record_id", "candidate_shared_id", name="uq_person_review_pair"),
+)
+
+person_events = Table(
+    "person_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(16), nullable=False, doc="merge | split | accept | reject"),
+    Column("system", String(64), nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("from_shared_id", String(32), nullable=False, index=True),
+    Column("to_shared_id", String(32), nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("reason", String(300), nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("consent_id", String(200), primary_key=True),
+    Column("source", String(500), nullable=False, index=True, doc="file it was loaded from; a reload replaces"),
+    Column("patient_id", String(200), nullable=False, index=True, doc="the EHR's patient reference"),
+    Column("discloser", String(300), nullable=False),
+    Column("recipients", Text, nullable=False, doc="JSON list: recipient ids or class:<name>"),
+    Column("purpose", String(200), nullable=False),
+    Column("information", Text, nullable=False, doc="JSON list of information categories"),
+    Column("status", String(32), nullable=False),
+    Column("signed_on", String(10)),
+    Column("expires_on", String(10)),
+    Column("revoked_on", String(10)),
+    Column("part2", Integer, nullable=False, default=0),
+    Column("expiry_event", String(300), nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -30,8 +30,9 @@ def test_name_and_birth_date_link_when_no_strong_id(tmp_path):
     index = _index(tmp_path)
     a = _link(index, "B1", PersonIdentity("Ana", "O'Neil", date(1990, 5, 6)))
     b = _link(index, "B2", PersonIdentity("ANA", "ONeil", date(1990, 5, 6)))
-    c = _link(index, "B3", PersonIdentity("Ana", "O'Neil", date(1990, 6, 5)))
+    c = _link(index, "B3", PersonIdentity("Ana", "O'Neil", date(1975, 8, 20)))  # same name, another person
     assert a.shared_id == b.shared_id != c.shared_id
+    assert b.rule == "name-dob" and c.rule in ("new", "review")
 
 
 def test_placeholder_ssn_does_not_link_strangers(tmp_path):
