@@ -19,7 +19,7 @@ from exchange.ports import Source, Transport
 from exchange.security import RecipientCertificate, SigningIdentity
 from exchange.state.db import open_engine
 from exchange.state.outbox import Outbox
-from exchange.state.person_index import PersonIndex
+from exchange.state.person_index import PersonIndex, Thresholds
 from exchange.state.quarantine import Quarantine
 from exchange.state.windows import WindowStore
 from exchange.wiring import build_source, build_transport
@@ -104,7 +104,8 @@ def open_exchange(
         home=home,
         engine=engine,
         source=source,
-        persons=PersonIndex(engine, _index_secret(resolve(home, config.index_secret))),
+        persons=PersonIndex(engine, _index_secret(resolve(home, config.index_secret)), exchange=name,
+                            thresholds=Thresholds(config.identity.link_threshold, config.identity.review_threshold)),
         windows=WindowStore(engine, name),
         quarantine=Quarantine(engine, name),
         outbox=Outbox(engine, name),

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from exchange.config.base import Slug, Strict
+from exchange.config.identity import IdentityConfig
 from exchange.config.orchestration import AirflowConfig, ConnectionId
 from exchange.config.sources import SourceConfig
 from exchange.config.transports import TransportConfig
@@ -52,6 +53,7 @@ class ExchangeConfig(Strict):
     signing: SigningConfig
     state_url: str = Field("sqlite:///var/state.db", description="SQLAlchemy URL of the exchange state.")
     index_secret: str = Field("var/index.secret", description="File holding the person-index HMAC secret.")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Person-matching thresholds.")
     batch_size: int = Field(500, ge=1, le=100_000, description="Most records per window.")
     max_attempts: int = Field(5, ge=1, description="Delivery attempts before a message is dead-lettered.")
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); None: manual only.")
