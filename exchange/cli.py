@@ -136,7 +136,10 @@ def main() -> None:
     try:
         app()
     except (ConfigError, SecurityError) as error:
-        fail(str(error))
+        try:
+            fail(str(error))
+        except typer.Exit as done:  # outside app() nothing turns typer.Exit into an exit status
+            raise SystemExit(done.exit_code) from None
 
 
 if __name__ == "__main__":

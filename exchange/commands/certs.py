@@ -27,3 +27,86 @@ def dev_pki(
     pki = mint_dev_pki(directory, organization=organization, recipients=recipient,
                        now=datetime.now(timezone.utc))
     typer.echo(f"{'minted' if pki.minted else 'kept existing'} dev PKI in {directory}")
+
+
+@certs_app.command("import")
+def import_certificate(
+    name: str = typer.Argument(..., help="The recipient's id (the file becomes recipients/NAME.pem)."),
+    certificate: Path = typer.Argument(..., help="The recipient's encryption certificate (PEM) they sent you."),
+    directory: Path = typer.Option(Path("certs"), "--dir", help="The trust store."),
+    expected: str = typer.Option(None, "--fingerprint", help="SHA-256 fingerprint the recipient gave you out of "
+                                 "band (`openssl x509 -noout -fingerprint -sha256`); refused if it differs."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a different certificate pinned under NAME."),
+) -> None:
+    """Check a recipient's certificate (RSA >= 2048, key encipherment, valid now) and pin it with its fingerprint."""
+    from exchange.commands.common import fail
+    from exchange.security.trust_store import import_recipient
+
+    try:
+        pinned = import_recipient(directory, name, certificate, now=datetime.now(timezone.utc),
+                                  expected_fingerprint=expected, replace=replace)
+    except FileNotFoundError as error:
+        fail(f"file {error.filename} not found")
+    typer.echo(f"pinned {name}: {pinned.path}")
+    typer.echo(f"  SHA-256 {pinned.fingerprint}")
+    typer.echo(f"  expires {pinned.not_valid_after:%Y-%m-%d}")
+    if expected is None:
+        typer.echo("  check this fingerprint with the recipient by phone or in person before the first send")
+
+
+@certs_app.command("list")
+def list_certificates(
+    directory: Path = typer.Option(Path("certs"), "--dir", help="The trust store (searched recursively)."),
+    warn_days: int = typer.Option(30, "--warn-days", help="Warn this many days before a certificate expires."),
+) -> None:
+    """List every certificate with its key id, fingerprint and expiry; warn ahead, exit 1 if any is unusable."""
+    from datetime import timedelta
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from exchange.security.trust_store import list_certificates as list_all
+
+    now = datetime.now(timezone.utc)
+    statuses = list_all(directory, now=now, warn_before=timedelta(days=warn_days))
+    table = Table("file", "subject", "key id", "SHA-256", "expires", "days", "status")
+    colours = {"ok": "green", "expires soon": "yellow"}
+    for s in statuses:
+        expires = f"{s.not_valid_after:%Y-%m-%d}" if s.not_valid_after else "-"
+        table.add_row(str(s.path.relative_to(directory)), s.subject, s.key_id, s.fingerprint[:16],
+                      expires, "-" if s.days_left is None else str(s.days_left),
+                      f"[{colours.get(s.status, 'bold red')}]{s.status}[/]")
+    Console(width=160).print(table)
+    err = Console(stderr=True, width=160)
+    for s in statuses:
+        if s.status == "expires soon":
+            err.print(f"[yellow]warning:[/] {s.path.relative_to(directory)} expires in {s.days_left} days "
+                      f"({s.not_valid_after:%Y-%m-%d}): renew it", highlight=False)
+        elif s.failing:
+            err.print(f"[bold red]error:[/] {s.path.relative_to(directory)}: {s.status}", highlight=False)
+    raise typer.Exit(1 if any(s.failing for s in statuses) else 0)
+
+
+@certs_app.command("rotate")
+def rotate(
+    directory: Path = typer.Option(Path("certs/dev"), "--dir", help="Where signing.key/signing.pem live."),
+    certificate: Path = typer.Option(None, "--certificate", help="Finish a pending rotation with the "
+                                     "certificate your CA issued for signing-next.csr."),
+    days: int = typer.Option(365, help="Validity of a certificate issued by the dev CA."),
+) -> None:
+    """Rotate our signing key; the old pair moves to previous/ so receivers can hold both during the change."""
+    from exchange.security.trust_store import activate_signing_certificate, rotate_signing_key
+
+    if certificate is not None:
+        done = activate_signing_certificate(directory, certificate)
+    else:
+        done = rotate_signing_key(directory, now=datetime.now(timezone.utc), days=days)
+    if done.pending_request is not None:
+        typer.echo(f"new key written; send {done.pending_request} to your CA, then run "
+                   f"`niem-exchange certs rotate --dir {directory} --certificate ISSUED.pem`")
+        return
+    typer.echo(f"signing key rotated: key id {done.old_key_id} -> {done.new_key_id}")
+    typer.echo(f"  new certificate: {done.signing_certificate} (messages now carry ds:KeyName {done.new_key_id})")
+    typer.echo(f"  previous:        {done.previous_certificate}")
+    typer.echo("  send the new certificate to every receiver; they pin it next to the old one "
+               "(`receive --trust old.pem --trust new.pem`) until messages signed with the old key are done")
