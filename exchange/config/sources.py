@@ -1,9 +1,9 @@
 """Source configs, one model per adapter kind; ``SourceConfig`` is their union, told apart by ``kind``."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from exchange.config.base import Slug, Strict
 
@@ -18,5 +18,76 @@ class JailCsvSourceConfig(Strict):
     delimiter: Literal[",", "|"] | None = Field(None, description="Field delimiter; sniffed when absent.")
 
 
-SourceConfig = Annotated[JailCsvSourceConfig, Field(discriminator="kind")]
-"""Every source kind an exchange YAML may name (grows a ``Union[...]`` as adapters are added)."""
+class RmsSqlSourceConfig(Strict):
+    """An RMS table or view of crisis contacts or arrests, read incrementally through SQLAlchemy."""
+
+    kind: Literal["rms_sql"] = Field(description="Source adapter: an RMS database table or view.")
+    url: str | None = Field(None, description="SQLAlchemy URL without a password (sqlite:///rms.db is relative "
+                                              "to the exchange home); or use url_env.")
+    url_env: str | None = Field(None, description="Environment variable holding the URL (when it has a password).")
+    table: str = Field(min_length=1, description="Table or view name.")
+    db_schema: str | None = Field(None, description="Database schema of the table (default: the user's).")
+    record_kind: Literal["crisis_contact", "arrest"] = Field(description="What each row is.")
+    system: Slug = Field("rms", description="Name of the source system in crosswalks and references.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Our field name -> the view's column "
+                                    "(see transforms/model/rms.py for the field names).")
+    key_column: str | None = Field(None, description="The view's primary key (cursor tie-break); default: the "
+                                                     "column of incident_number / arrest_number.")
+    codes: dict[str, dict[str, str]] = Field(default_factory=dict, description="Extra county codes per coded "
+                                             "field: {disposition: {TRANS-ER: EMERGENCY_ROOM}}.")
+    timezone: str | None = Field(None, description="IANA zone of timestamps stored without an offset "
+                                                   "(e.g. America/Chicago); such rows are rejected when absent.")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> RmsSqlSourceConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+
+class FhirBundleSourceConfig(Strict):
+    """FHIR R4 Bundles: a JSON file or a directory of them (one window per file)."""
+
+    kind: Literal["fhir_bundle"] = Field(description="Source adapter: FHIR Bundle files.")
+    path: str = Field(description="Bundle file or directory of *.json bundles, relative to the exchange home.")
+    system: Slug = Field("ehr", description="Name of the source system in crosswalks and references.")
+
+
+class FhirNdjsonSourceConfig(Strict):
+    """A FHIR Bulk Data $export directory of NDJSON files (Patient.ndjson, Condition.ndjson, ...)."""
+
+    kind: Literal["fhir_ndjson"] = Field(description="Source adapter: FHIR Bulk Data NDJSON export.")
+    path: str = Field(description="Export directory, relative to the exchange home.")
+    system: Slug = Field("ehr", description="Name of the source system in crosswalks and references.")
+
+
+class SmartAuthConfig(Strict):
+    """SMART Backend Services: a JWT client assertion signed with our key, exchanged for an access token."""
+
+    token_url: str = Field(description="The server's OAuth token endpoint (https).")
+    client_id: str = Field(min_length=1, description="Our client id, registered at the server.")
+    private_key: str = Field(description="PEM file of the private key registered for the client (mode 0600).")
+    key_id: str = Field(min_length=1, description="The key's id (kid) in the JWKS registered at the server.")
+    algorithm: Literal["RS384", "ES384"] = Field("RS384", description="JWT signing algorithm.")
+    scope: str = Field("system/*.read", description="OAuth scopes requested.")
+
+
+class FhirRestSourceConfig(Strict):
+    """A FHIR R4 REST server read incrementally by _lastUpdated, with next-link paging."""
+
+    kind: Literal["fhir_rest"] = Field(description="Source adapter: FHIR REST API.")
+    url: str = Field(description="FHIR base URL (https; http only to a loopback address).")
+    system: Slug = Field("ehr", description="Name of the source system in crosswalks and references.")
+    auth: SmartAuthConfig | None = Field(None, description="SMART Backend Services auth; none: no token sent.")
+    ca_bundle: str | None = Field(None, description="PEM CA bundle for the server's certificate (default: the "
+                                                    "system store). Verification is always on.")
+    page_size: int = Field(100, ge=1, le=1000, description="_count per search page.")
+    lag_seconds: int = Field(30, ge=0, description="Sync up to now minus this many seconds (late commits).")
+
+
+SourceConfig = Annotated[
+    Union[JailCsvSourceConfig, RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
+          FhirRestSourceConfig],
+    Field(discriminator="kind"),
+]
+"""Every source kind an exchange YAML may name."""

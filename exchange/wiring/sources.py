@@ -6,7 +6,14 @@ from pathlib import Path
 
 from adapters.sources.jail_csv import JailCsvSource
 from exchange.config import resolve
-from exchange.config.sources import JailCsvSourceConfig, SourceConfig
+from exchange.config.sources import (
+    FhirBundleSourceConfig,
+    FhirNdjsonSourceConfig,
+    FhirRestSourceConfig,
+    JailCsvSourceConfig,
+    RmsSqlSourceConfig,
+    SourceConfig,
+)
 from exchange.ports import Source
 from transforms.model import ConfigError
 
@@ -19,4 +26,9 @@ def build_source(config: SourceConfig, *, home: Path, now: datetime, config_path
             raise ConfigError(str(config_path), "source.path", "is not a directory", "create the drop directory")
         return JailCsvSource(directory, system=config.system, columns=config.columns or None,
                              delimiter=config.delimiter, today=now.date())
+    if isinstance(config, (RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
+                           FhirRestSourceConfig)):
+        from exchange.wiring.source_adapters import build_record_source
+
+        return build_record_source(config, home=home, now=now, config_path=config_path)
     raise ConfigError(str(config_path), "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")

@@ -8,11 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
 
 from adapters.sources.fhir import FhirBundleSource, FhirNdjsonSource
 from transforms.model import ClinicalRecord, Rejected
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 TODAY = date(2026, 11, 24)
 CANARY = "ZQXCANARY"
 BUNDLES = SHARED / "data/synthea-r4-smart-generated/bundles"

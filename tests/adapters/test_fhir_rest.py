@@ -13,11 +13,11 @@ import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from conftest import SHARED
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -25,6 +25,7 @@ from adapters.sources.fhir import FhirBundleSource
 from adapters.sources.fhir_rest import ASSERTION_TYPE, FhirRestSource, SmartBackendAuth
 from transforms.model import ClinicalRecord, ConfigError, ConsentRecord, Rejected, SecurityError
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 TODAY = date(2026, 11, 24)
 BUNDLES = SHARED / "data/synthea-r4-smart-generated/bundles"
 CLIENT_ID = "niem-exchange-test"

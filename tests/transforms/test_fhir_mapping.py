@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
-from conftest import SHARED
 
 from transforms.model import ClinicalRecord, ConsentRecord, RecordError, SourceRef
 from transforms.model.fhir import clinical_record, consent_record, records_from_resources
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 TODAY = date(2026, 11, 24)
 CANARY = "ZQXCANARY"
 REF = SourceRef("ehr", "test#entry=0", "p1")

@@ -1,0 +1,86 @@
+"""Source configs of the RMS, EHR and NIBRS kinds -> their adapters (the jail drop is wired in ``sources``).
+
+Kept apart from :mod:`exchange.wiring.sources` so that opening a jail exchange imports neither httpx nor the
+FHIR mapping. Secrets come from files and environment variables the config names, never from the YAML.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from exchange.config import resolve, resolve_url
+from exchange.config.sources import (
+    FhirBundleSourceConfig,
+    FhirNdjsonSourceConfig,
+    FhirRestSourceConfig,
+    RmsSqlSourceConfig,
+)
+from exchange.ports import Source
+from transforms.model import ConfigError
+
+RecordSourceConfig = RmsSqlSourceConfig | FhirBundleSourceConfig | FhirNdjsonSourceConfig | FhirRestSourceConfig
+
+
+def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime, config_path: Path) -> Source:
+    """Open the adapter of an RMS SQL, FHIR bundle, FHIR NDJSON or FHIR REST source config."""
+    where = str(config_path)
+    if isinstance(config, RmsSqlSourceConfig):
+        from adapters.sources.rms_sql import RmsSqlSource
+
+        url = config.url
+        if config.url_env is not None:
+            url = os.environ.get(config.url_env)
+            if not url:
+                raise ConfigError(where, "source.url_env", f"the environment variable {config.url_env} is not set",
+                                  "export it with the database URL")
+        zone = None
+        if config.timezone:
+            try:
+                zone = ZoneInfo(config.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(where, "source.timezone", "is not a known IANA time zone",
+                                  "use a name such as America/Chicago") from None
+        return RmsSqlSource(resolve_url(home, url or ""), table_name=config.table, schema=config.db_schema,
+                            record_kind=config.record_kind, today=now.date(), system=config.system,
+                            columns=config.columns or None, key_column=config.key_column,
+                            codes=config.codes or None, default_tz=zone)
+    if isinstance(config, FhirBundleSourceConfig):
+        from adapters.sources.fhir import FhirBundleSource
+
+        path = resolve(home, config.path)
+        if not path.exists():
+            raise ConfigError(where, "source.path", "does not exist", "give a bundle file or directory")
+        return FhirBundleSource(path, today=now.date(), system=config.system)
+    if isinstance(config, FhirNdjsonSourceConfig):
+        from adapters.sources.fhir import FhirNdjsonSource
+
+        path = resolve(home, config.path)
+        if not path.is_dir():
+            raise ConfigError(where, "source.path", "is not a directory", "give the export directory")
+        return FhirNdjsonSource(path, today=now.date(), system=config.system)
+    if isinstance(config, FhirRestSourceConfig):
+        import httpx
+
+        from adapters.sources.fhir_rest import FhirRestSource, SmartBackendAuth
+
+        verify: object = True
+        if config.ca_bundle:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=str(resolve(home, config.ca_bundle)))
+        client = httpx.Client(timeout=30.0, verify=verify)  # type: ignore[arg-type]
+        auth = None
+        if config.auth is not None:
+            key_path = resolve(home, config.auth.private_key)
+            try:
+                key = key_path.read_bytes()
+            except OSError:
+                raise ConfigError(where, "source.auth.private_key", "cannot be read",
+                                  "give the PEM file of the client's private key") from None
+            auth = SmartBackendAuth(config.auth.token_url, config.auth.client_id, key, key_id=config.auth.key_id,
+                                    algorithm=config.auth.algorithm, scope=config.auth.scope)
+        return FhirRestSource(config.url, today=now.date(), system=config.system, client=client, auth=auth,
+                              page_size=config.page_size, lag=timedelta(seconds=config.lag_seconds))
+    raise ConfigError(where, "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")
