@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from exchange import disclosure
 from exchange.runtime import Exchange
 from exchange.security import encrypt, sign
 from exchange.state import ledger
@@ -104,11 +105,20 @@ def _queue_record(ex: Exchange, record) -> int | None:
         if issues:
             first = issues[0]
             raise MessageInvalidError(str(record.ref), first.path, f"built message is invalid: {first.message}")
+        prepared = disclosure.for_recipient(ex, recipient, record, root, now)  # redact per profile, consent
+        if prepared is None:  # default-deny: this recipient may not receive this record
+            continue
+        root = prepared.root
+        issues = validator.validate(root)
+        if issues:
+            first = issues[0]
+            raise MessageInvalidError(str(record.ref), first.path, f"message redacted for profile "
+                                      f"{prepared.profile} is invalid: {first.message}")
         signed = sign(root, ex.signer)
         ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
-                                payload, hashlib.sha256(payload).hexdigest(), builder.categories, 0)
+                                payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
         queued += ex.outbox.enqueue(message, record_key, now)
     return queued
 
@@ -150,8 +160,8 @@ def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
                     at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
                     recipient_name=recipient.organization, shared_id=message.shared_id,
                     message_id=message.message_id, message_type=message.message_type,
-                    message_sha256=message.sha256, categories=message.categories, purpose=recipient.purpose,
-                    legal_basis=recipient.legal_basis,
+                    message_sha256=message.sha256, categories=message.categories,
+                    **disclosure.ledger_terms(ex, recipient, message.message_type),
                 ))
             delivered += 1
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from exchange.config import ExchangeConfig, load_config, resolve, resolve_url
+from exchange.disclosure import RecipientPolicy, load_policies
 from exchange.ports import Source, Transport
 from exchange.security import RecipientCertificate, SigningIdentity
 from exchange.state.db import open_engine
@@ -47,6 +48,7 @@ class Exchange:
     recipient_certs: dict[str, RecipientCertificate]
     clock: Callable[[], datetime]
     transports: dict[str, Transport] = field(default_factory=dict)
+    policies: dict[str, RecipientPolicy] = field(default_factory=dict)  # recipient id -> redaction profile
     credentials: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     def transport(self, recipient_id: str) -> Transport:
@@ -97,6 +99,7 @@ def open_exchange(
                     lambda r=r: RecipientCertificate.load(resolve(home, r.certificate), now=clock()))
         for r in config.recipients
     }
+    policies = load_policies(config, home, config_path)  # profile errors before any state is opened
     engine = open_engine(resolve_url(home, config.state_url))
     name = config.name
     return Exchange(
@@ -113,6 +116,7 @@ def open_exchange(
         recipient_certs=certs,
         clock=clock,
         transports=dict(transports or {}),
+        policies=policies,
         credentials=dict(credentials or {}),
     )
 

@@ -31,6 +31,11 @@ class RecipientConfig(Strict):
     transport: TransportConfig = Field(description="How messages reach the recipient.")
     purpose: str = Field(min_length=1, description="Purpose of the disclosure, as the ledger records it.")
     legal_basis: str = Field(min_length=1, description="Rule that permits the disclosure (e.g. a CFR cite).")
+    profile: str = Field(min_length=1, description="Redaction profile: a shipped name (exchange/profiles/, e.g. "
+                         "behavioral-health-provider) or a path to a profile YAML. Default-deny: only what the "
+                         "profile allows leaves, and every recipient needs one.")
+    classes: list[str] = Field(default_factory=list, description="Extra recipient classes consents may name "
+                               "as class:<name> (the profile's class always counts).")
     connection: ConnectionId | None = Field(None, description="Airflow connection id (or secrets-backend "
                                             "key) holding the transport's credentials; never secrets here.")
 

@@ -34,6 +34,8 @@ class Disclosure:
     categories: tuple[str, ...]
     purpose: str
     legal_basis: str
+    #: The 45 CFR 164.528(a)(1) exemption this disclosure falls under; empty: it belongs in an accounting.
+    accounting_exempt: str = ""
 
 
 def _entry_hash(prev_hash: str, d: Disclosure) -> str:
@@ -44,6 +46,8 @@ def _entry_hash(prev_hash: str, d: Disclosure) -> str:
         "categories": list(d.categories), "purpose": d.purpose, "legal_basis": d.legal_basis,
         "prev_hash": prev_hash,
     }
+    if d.accounting_exempt:  # only when set, so entries written before the field existed still verify
+        body["accounting_exempt"] = d.accounting_exempt
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -61,7 +65,8 @@ def append(conn: Connection, d: Disclosure) -> str:
             at=d.at.isoformat(), exchange=d.exchange, recipient=d.recipient, recipient_name=d.recipient_name,
             shared_id=d.shared_id, message_id=d.message_id, message_type=d.message_type,
             message_sha256=d.message_sha256, categories=json.dumps(list(d.categories)), purpose=d.purpose,
-            legal_basis=d.legal_basis, prev_hash=prev, entry_hash=entry_hash,
+            legal_basis=d.legal_basis, accounting_exempt=d.accounting_exempt, prev_hash=prev,
+            entry_hash=entry_hash,
         )
     )
     return entry_hash
@@ -87,11 +92,7 @@ def verify_chain(engine: Engine) -> ChainReport:
     with engine.connect() as conn:
         for row in conn.execute(select(ledger).order_by(ledger.c.seq)):
             count += 1
-            d = Disclosure(
-                datetime.fromisoformat(row.at), row.exchange, row.recipient, row.recipient_name, row.shared_id, row.message_id,
-                row.message_type, row.message_sha256, tuple(json.loads(row.categories)), row.purpose,
-                row.legal_basis,
-            )
+            d = _disclosure(row)
             if row.prev_hash != prev:
                 return ChainReport(count, row.seq, "does not link to the entry before it (deleted entry?)")
             if _entry_hash(prev, d) != row.entry_hash:
@@ -100,12 +101,47 @@ def verify_chain(engine: Engine) -> ChainReport:
     return ChainReport(count, None)
 
 
+def _disclosure(r) -> Disclosure:
+    return Disclosure(
+        datetime.fromisoformat(r.at), r.exchange, r.recipient, r.recipient_name, r.shared_id, r.message_id,
+        r.message_type, r.message_sha256, tuple(json.loads(r.categories)), r.purpose, r.legal_basis,
+        r.accounting_exempt or "",
+    )
+
+
 def entries_for(engine: Engine, shared_id: str) -> list[Disclosure]:
     """Every disclosure about one person, oldest first (the raw material of an accounting)."""
     with engine.connect() as conn:
         rows = conn.execute(select(ledger).where(ledger.c.shared_id == shared_id).order_by(ledger.c.seq)).all()
-    return [
-        Disclosure(datetime.fromisoformat(r.at), r.exchange, r.recipient, r.recipient_name, r.shared_id, r.message_id, r.message_type,
-                   r.message_sha256, tuple(json.loads(r.categories)), r.purpose, r.legal_basis)
-        for r in rows
-    ]
+    return [_disclosure(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    """An accounting of disclosures for one person (45 CFR 164.528): what must be listed, and what not."""
+
+    shared_id: str
+    since: datetime
+    until: datetime
+    listed: tuple[Disclosure, ...]  # disclosures the individual is entitled to see, oldest first
+    exempt: tuple[Disclosure, ...]  # left out under 164.528(a)(1), each with its exemption
+    chain: ChainReport  # the ledger was checked before it was read
+
+
+def account(engine: Engine, shared_id: str, since: datetime, until: datetime) -> Accounting:
+    """The accounting for ``shared_id`` between ``since`` and ``until`` (both inclusive).
+
+    164.528(a): an individual may ask for disclosures in the six years before the request; the caller
+    chooses the window. Disclosures whose profile cites a 164.528(a)(1) exemption (for example to a
+    correctional institution under 164.512(k)(5)) are not listed but returned apart, so the privacy
+    officer can see what was left out and why. The hash chain is verified first: an accounting read from
+    an edited ledger says so.
+    """
+    chain = verify_chain(engine)
+    listed: list[Disclosure] = []
+    exempt: list[Disclosure] = []
+    for d in entries_for(engine, shared_id):
+        if not since <= d.at <= until:
+            continue
+        (exempt if d.accounting_exempt else listed).append(d)
+    return Accounting(shared_id, since, until, tuple(listed), tuple(exempt), chain)
