@@ -165,6 +165,7 @@ class ClinicalRecord:
     last_encounter_at: datetime | None = None
     security_labels: frozenset[str] = frozenset()  # record-level labels (meta.security)
     part2_program: bool = False  # the data comes from a 42 CFR Part 2 program
+    replaces_patient_ids: tuple[str, ...] = ()  # ids merged into this patient (HL7 v2 A40 MRG-1): feeds identity
     record_type: Literal["ClinicalRecord"] = "ClinicalRecord"
 
 
