@@ -3,9 +3,11 @@
 (a) every component our subset declares in a NIEM namespace exists in the reference with the same name,
     namespace, kind, type, base type, substitution group, abstract and nillable; each of our sequences is
     an in-order subsequence of the reference's, with occurrences inside the reference's; enumerations,
-    attributes and wildcards are a subset of the reference's (the NDR 6.0 "subset rule");
-(b) the sample message, and valid variants of it, validate against the REFERENCE NIEM 6.0 schemas plus
-    our nx and exchange schemas, loaded through a resolver that swaps our subset for the reference files.
+    attributes and wildcards are a subset of the reference's (the NDR 6.0 "subset rule"); definitions are
+    the reference's, word for word (NDR 6.0 rule 8-19);
+(b) every valid sample of every message type, and valid variants of the booking sample, validate against
+    the REFERENCE NIEM 6.0 schemas plus our nx and exchange schemas, loaded through a resolver that swaps
+    our subset for the reference files.
 """
 from __future__ import annotations
 
@@ -121,6 +123,9 @@ def test_subset_components_match_the_reference(relative):
                                    ("fixed", None)):
             if mine.get(attribute, default) != other.get(attribute, default):
                 problems.append(f"{key}: {attribute} differs")
+        definition = f"{{{XS}}}annotation/{{{XS}}}documentation"
+        if mine.findtext(definition) != other.findtext(definition):
+            problems.append(f"{key}: definition differs from the reference's (NDR 6.0 rule 8-19)")
         if key[0] in ("complexType", "simpleType", "attribute") and derivation(mine) != derivation(other):
             problems.append(f"{key}: derivation or base type differs")
         mine_particles, their_particles = particles(mine), particles(other)
@@ -158,12 +163,38 @@ class _SubsetToReference(etree.Resolver):
 
 @pytest.fixture(scope="module")
 def reference_schema() -> etree.XMLSchema:
-    """Our exchange + nx schemas on top of the full NIEM 6.0 reference (about 3 s with lxml)."""
+    """Every exchange schema + nx on top of the full NIEM 6.0 reference, in one set (about 3 s with lxml)."""
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     parser.resolvers.add(_SubsetToReference())
-    exchange = validator.schema_path("BookingNotification")
-    document = etree.parse(str(exchange), parser)
+    wrapper = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS})
+    for message_type, root in ns.MESSAGE_ROOTS.items():
+        etree.SubElement(wrapper, f"{{{XS}}}import", namespace=root.namespace,
+                         schemaLocation=validator.schema_path(message_type).as_uri())
+    document = etree.fromstring(etree.tostring(wrapper), parser, base_url=str(validator.SCHEMAS_DIR / "wrapper.xsd"))
     return etree.XMLSchema(document)
+
+
+MANIFEST = REPO / "niem_iepd/samples/manifest.csv"
+
+
+def _valid_samples() -> list[str]:
+    import csv
+
+    with MANIFEST.open(newline="") as handle:
+        return [row["file"] for row in csv.DictReader(handle) if row["expect"] == "valid"]
+
+
+@pytest.mark.parametrize("name", _valid_samples())
+def test_every_valid_sample_is_valid_against_the_reference(reference_schema, name):
+    tree = safexml.parse((REPO / "niem_iepd/samples" / name).read_bytes())
+    assert validator.validate(tree) == []
+    assert reference_schema.validate(tree), str(reference_schema.error_log)
+
+
+def test_every_message_type_has_a_valid_sample():
+    covered = {validator.message_type_of(safexml.parse((REPO / "niem_iepd/samples" / name).read_bytes()))
+               for name in _valid_samples()}
+    assert covered == set(ns.MESSAGE_ROOTS)
 
 
 def _with_suffix_and_second_charge(tree: etree._ElementTree) -> None:
