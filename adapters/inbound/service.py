@@ -37,7 +37,7 @@ from adapters.delivery.soap import payload_digest
 from adapters.delivery.wssecurity import SOAP11, WSA, WsSecurity, verify_envelope
 from niem_iepd import safexml, validator
 from niem_iepd.wsdl import TARGET_NAMESPACE, wsdl_path
-from transforms.model import SecurityError
+from transforms.model import RecordError, SecurityError
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 _TNS = TARGET_NAMESPACE
@@ -143,7 +143,11 @@ class InboundService:
             plaintext, message_type = self._check(children[0], canonical)
             signer = verified.signer.subject.rfc4514_string()
             if self.settings.on_received is not None:
-                self.settings.on_received(Submission(message_id, canonical, plaintext, message_type, signer, now))
+                try:
+                    self.settings.on_received(Submission(message_id, canonical, plaintext, message_type, signer,
+                                                         now))
+                except (SecurityError, RecordError) as error:  # their text names a path, never a value
+                    raise _Refused("Client", str(error)[:400]) from None
             stored = {"receipt_id": str(uuid.uuid4()), "message_id": message_id, "digest": digest,
                       "received_at": now.isoformat(), "signer": signer, "message_type": message_type}
             _write_atomically(self.settings.store / f"{message_id}.xml", canonical)

@@ -170,3 +170,22 @@ def test_the_wsdl_is_served_with_the_public_address(soap_server_factory, tls_pki
     assert response.status_code == 200
     address = safexml.parse(response.content).getroot().find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
     assert address.get("location") == server.endpoint
+
+
+def test_inbound_hands_each_new_message_to_the_receiving_side_which_records_it(soap_server_factory, tls_pki,
+                                                                               sealed, message_pki, tmp_path):
+    """The composition a receiving agency runs: the service's ``on_received`` is exchange.receive's Receiver
+    (decrypt, verify the XML signature against the pinned sender, validate, the ``received`` table)."""
+    import sqlite3
+
+    from exchange.receive import Receiver
+
+    receiver = Receiver.open(key=message_pki.recipient_key("receiver"), trusted=[message_pki.signing_certificate],
+                             out_dir=tmp_path / "inbox", state=tmp_path / "inbox/received.db")
+    server = soap_server_factory(on_received=lambda s: receiver.receive(s.payload, source=f"soap {s.message_id}"))
+    mid, payload, digest = _message(sealed)
+    _transport(server, tls_pki).deliver(mid, payload, digest)
+    _transport(server, tls_pki).deliver(mid, payload, digest)  # a resend is answered from the store
+    rows = sqlite3.connect(tmp_path / "inbox/received.db").execute("SELECT message_type FROM received").fetchall()
+    assert rows == [("BookingNotification",)]
+    assert server.received() == {mid: 1}
