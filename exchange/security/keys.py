@@ -11,6 +11,7 @@ not a refusal: its ``OSError`` (``FileNotFoundError``) propagates for the caller
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from transforms.model.errors import SecurityError
 PathLike = str | os.PathLike[str]
 
 
+@functools.lru_cache(maxsize=1024)  # certificates are immutable and hashable; verify asks per message
 def fingerprint(certificate: x509.Certificate) -> str:
     """The SHA-256 fingerprint of a certificate (lower-case hex of its DER encoding)."""
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()

@@ -187,26 +187,43 @@ def _pick_trusted_certificate(
     for element in embedded:
         try:
             der = base64.b64decode("".join((element.text or "").split()), validate=True)
-            candidate = x509.load_der_x509_certificate(der)
         except (binascii.Error, ValueError):
             raise SecurityError(_SUBJECT, "an embedded certificate cannot be read") from None
-        trusted = pinned.get(fingerprint(candidate))
+        # The fingerprint is the SHA-256 of the DER bytes: no need to parse what we only compare.
+        trusted = pinned.get(hashlib.sha256(der).hexdigest())
         if trusted is not None:
             return trusted
     raise SecurityError(_SUBJECT, "the signer's certificate is not one of the trusted certificates")
+
+
+#: Trusted certificate fingerprint -> its xmlsec key. Loading a key is a third of a verification's cost;
+#: the trusted set is small and fixed per process, so keep them (bounded, in case it is not).
+_VERIFICATION_KEYS: dict[str, xmlsec.Key] = {}
+_MAX_CACHED_KEYS = 64
+
+
+def _verification_key(certificate: x509.Certificate) -> xmlsec.Key:
+    digest = fingerprint(certificate)
+    key = _VERIFICATION_KEYS.get(digest)
+    if key is None:
+        try:
+            key = xmlsec.Key.from_memory(
+                certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem
+            )
+        except xmlsec.Error:
+            raise SecurityError(_SUBJECT, "the trusted certificate's key cannot be used") from None
+        if len(_VERIFICATION_KEYS) >= _MAX_CACHED_KEYS:
+            _VERIFICATION_KEYS.clear()
+        _VERIFICATION_KEYS[digest] = key
+    return key
 
 
 def _verify_with_xmlsec(
     signature: etree._Element, certificate: x509.Certificate, method: SignatureMethod
 ) -> None:
     context = xmlsec.SignatureContext()
-    try:
-        # The key comes from our trusted certificate, so xmlsec never takes one from KeyInfo.
-        context.key = xmlsec.Key.from_memory(
-            certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem
-        )
-    except xmlsec.Error:
-        raise SecurityError(_SUBJECT, "the trusted certificate's key cannot be used") from None
+    # The key comes from our trusted certificate, so xmlsec never takes one from KeyInfo.
+    context.key = _verification_key(certificate)
     # Belt and braces: xmlsec itself refuses any transform outside the accepted shape.
     for transform in (Transform.ENVELOPED_SIGNATURE, C14N.EXCLUSIVE, DigestMethod.SHA256):
         context.enable_reference_transform(transform.transform)
