@@ -33,7 +33,7 @@ def check(
     table: str = typer.Option("", help="rms-sql: table or view name."),
     record_kind: str = typer.Option("crisis_contact", help="rms-sql: crisis_contact or arrest."),
     column: list[str] = typer.Option([], help="rms-sql / jail-csv: OUR_FIELD=THEIR_COLUMN (repeatable)."),
-    timezone_name: str = typer.Option("", "--timezone", help="rms-sql / jail-csv: IANA zone of naive times."),
+    timezone_name: str = typer.Option("", "--timezone", help="rms-sql / jail-csv / hl7v2: IANA zone of naive times."),
     token_url: str = typer.Option("", help="fhir-rest: SMART token endpoint (with --client-id, --private-key)."),
     client_id: str = typer.Option("", help="fhir-rest: SMART client id."),
     private_key: Path | None = typer.Option(None, help="fhir-rest: PEM private key of the client."),
@@ -137,5 +137,11 @@ def _open(kind: str, location: str, *, today, table: str, record_kind: str, colu
                 fail("SMART auth needs --token-url, --client-id, --private-key and --key-id together")
             auth = SmartBackendAuth(token_url, client_id, private_key.read_bytes(), key_id=key_id)
         return FhirRestSource(location, today=today, auth=auth, lag=timedelta(0))
+    if kind == "hl7v2":
+        from adapters.sources.hl7v2 import Hl7v2FileSource
+
+        if not Path(location).exists():
+            fail(f"{location}: does not exist")
+        return Hl7v2FileSource(Path(location), today=today, default_tz=zone)
     fail(f"{kind}: this source kind is not available yet")
     raise AssertionError  # fail() exits

@@ -85,9 +85,21 @@ class FhirRestSourceConfig(Strict):
     lag_seconds: int = Field(30, ge=0, description="Sync up to now minus this many seconds (late commits).")
 
 
+class Hl7v2SourceConfig(Strict):
+    """HL7 v2 ADT messages (A01/A03/A04/A08/A28/A31, A40 merges) dropped as files by an interface engine."""
+
+    kind: Literal["hl7v2"] = Field(description="Source adapter: HL7 v2 ADT file drop.")
+    path: str = Field(description="Drop directory (or one file), relative to the exchange home.")
+    system: Slug = Field("ehr-adt", description="Name of the source system in crosswalks and references.")
+    pattern: str = Field("*.hl7", description="File names to read.")
+    timezone: str | None = Field(None, description="IANA zone of times sent without an offset; such messages "
+                                                   "are rejected when absent.")
+    encoding: str = Field("utf-8", description="Character encoding of the files (MSH-18).")
+
+
 SourceConfig = Annotated[
     Union[JailCsvSourceConfig, RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
-          FhirRestSourceConfig],
+          FhirRestSourceConfig, Hl7v2SourceConfig],
     Field(discriminator="kind"),
 ]
 """Every source kind an exchange YAML may name."""

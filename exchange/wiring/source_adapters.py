@@ -15,12 +15,14 @@ from exchange.config.sources import (
     FhirBundleSourceConfig,
     FhirNdjsonSourceConfig,
     FhirRestSourceConfig,
+    Hl7v2SourceConfig,
     RmsSqlSourceConfig,
 )
 from exchange.ports import Source
 from transforms.model import ConfigError
 
-RecordSourceConfig = RmsSqlSourceConfig | FhirBundleSourceConfig | FhirNdjsonSourceConfig | FhirRestSourceConfig
+RecordSourceConfig = (RmsSqlSourceConfig | FhirBundleSourceConfig | FhirNdjsonSourceConfig | FhirRestSourceConfig
+                      | Hl7v2SourceConfig)
 
 
 def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime, config_path: Path) -> Source:
@@ -35,13 +37,7 @@ def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime
             if not url:
                 raise ConfigError(where, "source.url_env", f"the environment variable {config.url_env} is not set",
                                   "export it with the database URL")
-        zone = None
-        if config.timezone:
-            try:
-                zone = ZoneInfo(config.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(where, "source.timezone", "is not a known IANA time zone",
-                                  "use a name such as America/Chicago") from None
+        zone = _zone(config.timezone, where)
         return RmsSqlSource(resolve_url(home, url or ""), table_name=config.table, schema=config.db_schema,
                             record_kind=config.record_kind, today=now.date(), system=config.system,
                             columns=config.columns or None, key_column=config.key_column,
@@ -83,4 +79,30 @@ def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime
                                     algorithm=config.auth.algorithm, scope=config.auth.scope)
         return FhirRestSource(config.url, today=now.date(), system=config.system, client=client, auth=auth,
                               page_size=config.page_size, lag=timedelta(seconds=config.lag_seconds))
+    if isinstance(config, Hl7v2SourceConfig):
+        import codecs
+
+        from adapters.sources.hl7v2 import Hl7v2FileSource
+
+        path = resolve(home, config.path)
+        if not path.exists():
+            raise ConfigError(where, "source.path", "does not exist", "give the drop directory")
+        try:
+            codecs.lookup(config.encoding)
+        except LookupError:
+            raise ConfigError(where, "source.encoding", "is not a known character encoding",
+                              "use utf-8 or latin-1") from None
+        return Hl7v2FileSource(path, today=now.date(), system=config.system, pattern=config.pattern,
+                               default_tz=_zone(config.timezone, where), encoding=config.encoding)
     raise ConfigError(where, "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")
+
+
+def _zone(name: str | None, where: str) -> ZoneInfo | None:
+    """The IANA zone a config names (None when it names none)."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(where, "source.timezone", "is not a known IANA time zone",
+                          "use a name such as America/Chicago") from None

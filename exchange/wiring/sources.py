@@ -10,6 +10,7 @@ from exchange.config.sources import (
     FhirBundleSourceConfig,
     FhirNdjsonSourceConfig,
     FhirRestSourceConfig,
+    Hl7v2SourceConfig,
     JailCsvSourceConfig,
     RmsSqlSourceConfig,
     SourceConfig,
@@ -27,7 +28,7 @@ def build_source(config: SourceConfig, *, home: Path, now: datetime, config_path
         return JailCsvSource(directory, system=config.system, columns=config.columns or None,
                              delimiter=config.delimiter, today=now.date())
     if isinstance(config, (RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
-                           FhirRestSourceConfig)):
+                           FhirRestSourceConfig, Hl7v2SourceConfig)):
         from exchange.wiring.source_adapters import build_record_source
 
         return build_record_source(config, home=home, now=now, config_path=config_path)

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.sources.fhir import FhirBundleSource, FhirNdjsonSource
 from adapters.sources.fhir_rest import FhirRestSource
+from adapters.sources.hl7v2 import Hl7v2FileSource
 from adapters.sources.rms_sql import RmsSqlSource
 from exchange.config.sources import SourceConfig
 from exchange.wiring import build_source
@@ -33,6 +34,8 @@ def test_each_kind_wires_to_its_adapter(tmp_path: Path, monkeypatch: pytest.Monk
     assert isinstance(_build({"kind": "fhir_bundle", "path": "export"}, tmp_path), FhirBundleSource)
     assert isinstance(_build({"kind": "fhir_ndjson", "path": "export"}, tmp_path), FhirNdjsonSource)
     assert isinstance(_build({"kind": "fhir_rest", "url": "https://ehr.example.org/fhir"}, tmp_path), FhirRestSource)
+    assert isinstance(_build({"kind": "hl7v2", "path": "export", "timezone": "America/New_York"}, tmp_path),
+                      Hl7v2FileSource)
 
 
 def test_config_mistakes_name_the_key(tmp_path: Path) -> None:
