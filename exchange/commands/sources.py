@@ -143,5 +143,11 @@ def _open(kind: str, location: str, *, today, table: str, record_kind: str, colu
         if not Path(location).exists():
             fail(f"{location}: does not exist")
         return Hl7v2FileSource(Path(location), today=today, default_tz=zone)
+    if kind in ("nibrs-flat", "nibrs-xml"):
+        from adapters.sources.nibrs import NibrsFlatFileSource, NibrsXmlSource
+
+        if not Path(location).exists():
+            fail(f"{location}: does not exist")
+        return NibrsFlatFileSource(Path(location)) if kind == "nibrs-flat" else NibrsXmlSource(Path(location))
     fail(f"{kind}: this source kind is not available yet")
     raise AssertionError  # fail() exits

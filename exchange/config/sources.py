@@ -97,9 +97,17 @@ class Hl7v2SourceConfig(Strict):
     encoding: str = Field("utf-8", description="Character encoding of the files (MSH-18).")
 
 
+class NibrsSourceConfig(Strict):
+    """NIBRS exports of an agency's RMS: legacy flat files or NIBRS IEPD XML (arrestees -> Arrest records)."""
+
+    kind: Literal["nibrs_flat", "nibrs_xml"] = Field(description="Source adapter: NIBRS flat file or XML.")
+    path: str = Field(description="Drop directory (or one file), relative to the exchange home.")
+    system: Slug = Field("nibrs", description="Name of the source system in crosswalks and references.")
+
+
 SourceConfig = Annotated[
     Union[JailCsvSourceConfig, RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
-          FhirRestSourceConfig, Hl7v2SourceConfig],
+          FhirRestSourceConfig, Hl7v2SourceConfig, NibrsSourceConfig],
     Field(discriminator="kind"),
 ]
 """Every source kind an exchange YAML may name."""

@@ -16,13 +16,14 @@ from exchange.config.sources import (
     FhirNdjsonSourceConfig,
     FhirRestSourceConfig,
     Hl7v2SourceConfig,
+    NibrsSourceConfig,
     RmsSqlSourceConfig,
 )
 from exchange.ports import Source
 from transforms.model import ConfigError
 
 RecordSourceConfig = (RmsSqlSourceConfig | FhirBundleSourceConfig | FhirNdjsonSourceConfig | FhirRestSourceConfig
-                      | Hl7v2SourceConfig)
+                      | Hl7v2SourceConfig | NibrsSourceConfig)
 
 
 def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime, config_path: Path) -> Source:
@@ -94,6 +95,15 @@ def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime
                               "use utf-8 or latin-1") from None
         return Hl7v2FileSource(path, today=now.date(), system=config.system, pattern=config.pattern,
                                default_tz=_zone(config.timezone, where), encoding=config.encoding)
+    if isinstance(config, NibrsSourceConfig):
+        from adapters.sources.nibrs import NibrsFlatFileSource, NibrsXmlSource
+
+        path = resolve(home, config.path)
+        if not path.exists():
+            raise ConfigError(where, "source.path", "does not exist", "give the drop directory")
+        if config.kind == "nibrs_flat":
+            return NibrsFlatFileSource(path, system=config.system)
+        return NibrsXmlSource(path, system=config.system)
     raise ConfigError(where, "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")
 
 

@@ -12,6 +12,7 @@ from exchange.config.sources import (
     FhirRestSourceConfig,
     Hl7v2SourceConfig,
     JailCsvSourceConfig,
+    NibrsSourceConfig,
     RmsSqlSourceConfig,
     SourceConfig,
 )
@@ -28,7 +29,7 @@ def build_source(config: SourceConfig, *, home: Path, now: datetime, config_path
         return JailCsvSource(directory, system=config.system, columns=config.columns or None,
                              delimiter=config.delimiter, today=now.date())
     if isinstance(config, (RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
-                           FhirRestSourceConfig, Hl7v2SourceConfig)):
+                           FhirRestSourceConfig, Hl7v2SourceConfig, NibrsSourceConfig)):
         from exchange.wiring.source_adapters import build_record_source
 
         return build_record_source(config, home=home, now=now, config_path=config_path)

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.sources.fhir import FhirBundleSource, FhirNdjsonSource
 from adapters.sources.fhir_rest import FhirRestSource
 from adapters.sources.hl7v2 import Hl7v2FileSource
+from adapters.sources.nibrs import NibrsFlatFileSource, NibrsXmlSource
 from adapters.sources.rms_sql import RmsSqlSource
 from exchange.config.sources import SourceConfig
 from exchange.wiring import build_source
@@ -36,6 +37,8 @@ def test_each_kind_wires_to_its_adapter(tmp_path: Path, monkeypatch: pytest.Monk
     assert isinstance(_build({"kind": "fhir_rest", "url": "https://ehr.example.org/fhir"}, tmp_path), FhirRestSource)
     assert isinstance(_build({"kind": "hl7v2", "path": "export", "timezone": "America/New_York"}, tmp_path),
                       Hl7v2FileSource)
+    assert isinstance(_build({"kind": "nibrs_flat", "path": "export"}, tmp_path), NibrsFlatFileSource)
+    assert isinstance(_build({"kind": "nibrs_xml", "path": "export"}, tmp_path), NibrsXmlSource)
 
 
 def test_config_mistakes_name_the_key(tmp_path: Path) -> None:
