@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from transforms.identity_normalise import SET_SEPARATOR
+
 
 @dataclass(frozen=True, slots=True)
 class Level:
@@ -42,6 +44,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         Level("given/middle swapped", (("given", "middle"), ("middle", "given"),
                                        ("given_canon", "middle_canon"), ("middle_canon", "given_canon"))),
         Level("sounds alike", _same("given_sdx")),
+        Level("one edit apart", _same("given_del")),
         Level("same initial", _same("given_init")),
     )),
     Comparison("surname", "sn", (
@@ -49,6 +52,7 @@ COMPARISONS: tuple[Comparison, ...] = (
         Level("shares a part", (("sn1", "sn1"), ("sn1", "sn2"), ("sn2", "sn1"), ("sn2", "sn2"),
                                 ("sn", "sn1"), ("sn", "sn2"), ("sn1", "sn"), ("sn2", "sn"))),
         Level("sounds alike", _same("sn_sdx")),
+        Level("one edit apart", _same("sn_del")),
         Level("swapped with given name", (("sn", "given"), ("given", "sn"))),
     )),
     Comparison("birth_date", "dob_y", (
@@ -66,7 +70,7 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("postcode", "postcode", (Level("exact", _same("postcode")),)),
     Comparison("city", "city", (Level("exact", _same("city")),)),
     Comparison("phone", "phone", (Level("exact", _same("phone")),)),
-    Comparison("ssn", "ssn", (Level("exact", _same("ssn")),)),
+    Comparison("ssn", "ssn", (Level("exact", _same("ssn")), Level("one edit apart", _same("ssn_del")))),
 )
 """The comparisons of the probabilistic tier, strongest level first."""
 
@@ -105,10 +109,19 @@ def gammas(left: Mapping[str, str], right: Mapping[str, str]) -> dict[str, int]:
             continue
         out[comparison.name] = 0
         for rank, level in enumerate(comparison.levels):
-            if any(left.get(a) and left.get(a) == right.get(b) for a, b in level.pairs):
+            if any(_agree(left.get(a), right.get(b), a) for a, b in level.pairs):
                 out[comparison.name] = len(comparison.levels) - rank
                 break
     return out
+
+
+def _agree(left: str | None, right: str | None, token: str) -> bool:
+    """Equal and known; set tokens (``*_del``) agree when they share a variant."""
+    if not left or not right:
+        return False
+    if token.endswith("_del"):
+        return not set(left.split(SET_SEPARATOR)).isdisjoint(right.split(SET_SEPARATOR))
+    return left == right
 
 
 def blocking_values(tokens: Mapping[str, str]) -> list[str]:
@@ -168,19 +181,29 @@ def score(left: Mapping[str, str], right: Mapping[str, str], parameters: Paramet
     return Score(weight, outcome)
 
 
-def hard_conflict(outcome: Mapping[str, int]) -> str:
-    """A reason never to link a pair automatically, whatever its weight, or ``""``.
+_NO_SSN_AGREEMENT = (UNKNOWN, 0)
 
-    Twins share surname, birth date and address but not a given name; a father and son share name and
-    address but not a birth date (and often differ in suffix). Weight alone can link both; these rules
-    send such pairs to a person (the review queue) instead.
-    """
-    if outcome.get("suffix") == 0:
-        return "generational suffix differs"
-    if outcome.get("birth_date") in (0, 1):  # known on both sides and at most the same year
-        return "birth dates differ"
-    if outcome.get("given_name") in (0, 1):  # known on both sides and at most the same initial
-        return "given names differ"
+HARD_CONFLICTS: tuple[tuple[str, Mapping[str, tuple[int, ...]]], ...] = (
+    ("generational suffix differs", {"suffix": (0,), "ssn": _NO_SSN_AGREEMENT}),
+    ("same birth date, different given names", {"birth_date": (4,), "given_name": (0, 1),
+                                                "ssn": _NO_SSN_AGREEMENT}),
+    ("same given name, different birth dates", {"given_name": (5, 6), "birth_date": (0, 1),
+                                                "ssn": _NO_SSN_AGREEMENT}),
+)
+"""(reason, {comparison: outcomes}): a pair matching every condition of a rule is never linked automatically.
+
+Twins share surname, birth date and address but not a given name; a father and son share name and address
+but not a birth date (and often differ in suffix). Weight alone can link both; these rules send such pairs
+to a person (the review queue) instead, unless an SSN agrees. The rules are narrow on purpose: a typo in a
+given name *or* a birth date alone is the commonest error in real extracts and must still link.
+"""
+
+
+def hard_conflict(outcome: Mapping[str, int]) -> str:
+    """The first :data:`HARD_CONFLICTS` reason whose conditions all hold for a pair, or ``""``."""
+    for reason, conditions in HARD_CONFLICTS:
+        if all(outcome.get(name) in values for name, values in conditions.items()):
+            return reason
     return ""
 
 

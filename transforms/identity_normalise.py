@@ -31,6 +31,7 @@ TOKENS = (
     "sn", "sn1", "sn2", "sn_sdx", "suffix",
     "dob", "dob_swap", "dob_ym", "dob_yd", "dob_md", "dob_y",
     "sex", "street", "street_name", "postcode", "city", "phone", "ssn",
+    "given_del", "sn_del", "ssn_del",
 )
 """Every token :func:`tokens_for` returns, in a fixed order (column order of Splink input tables)."""
 
@@ -99,9 +100,26 @@ def surname_parts(words: list[str]) -> tuple[str, str, str]:
     """
     whole = "".join(words)
     parts = [w for w in words if w not in _PARTICLES] or words
-    if len(parts) < 2:
+    if len(parts) < 2 and parts == words:
         return whole, "", ""
     return whole, parts[0], parts[-1]
+
+
+SET_SEPARATOR = " "
+"""Tokens whose name ends in ``_del`` are sets: variants joined by this separator (see :func:`deletions`)."""
+
+
+def deletions(text: str) -> str:
+    """The value and every variant with one character deleted, as a set token (``"ANN"`` -> ``"ANN NN AN"``).
+
+    Two values within one edit (a character inserted, deleted, replaced, or two neighbours swapped)
+    always share a variant, so "one typo apart" becomes an equality test that also works on keyed hashes.
+    Values shorter than 4 characters give ``""``: one edit apart is then too weak to mean anything.
+    """
+    if len(text) < 4:
+        return ""
+    variants = dict.fromkeys([text] + [text[:i] + text[i + 1:] for i in range(len(text))])
+    return SET_SEPARATOR.join(variants)
 
 
 def date_tokens(value: date | str | None) -> dict[str, str]:
@@ -208,6 +226,7 @@ def tokens_for(values: Mapping[str, object]) -> dict[str, str]:
         "sex": sex if sex in ("F", "M") else "",
         "street": street, "street_name": street_name, "postcode": postcode,
         "city": " ".join(name_words(text("city"))), "phone": phone_token(text("phone")), "ssn": ssn,
+        "given_del": deletions(given), "sn_del": deletions(sn), "ssn_del": deletions(ssn),
     }
     return {name: out[name] for name in TOKENS}
 

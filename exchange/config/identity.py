@@ -15,7 +15,7 @@ class IdentityConfig(Strict):
     """
 
     link_threshold: float = Field(0.99, gt=0, lt=1, description="Link automatically at or above this.")
-    review_threshold: float = Field(0.60, gt=0, lt=1, description="Queue for a person at or above this.")
+    review_threshold: float = Field(0.30, gt=0, lt=1, description="Queue for a person at or above this.")
 
     @model_validator(mode="after")
     def _ordered(self) -> "IdentityConfig":

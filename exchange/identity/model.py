@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from transforms.identity_comparisons import BLOCKING_KEYS, COMPARISONS, Parameters, log2_ratio
-from transforms.identity_normalise import TOKENS
+from transforms.identity_comparisons import BLOCKING_KEYS, COMPARISONS, HARD_CONFLICTS, Parameters, log2_ratio
+from transforms.identity_normalise import SET_SEPARATOR, TOKENS
 
 DEFAULT_MODEL = "default_model.json"
 """Parameters shipped with the package (trained by Splink on generated people, see ``bench/identity.py``)."""
@@ -35,7 +35,9 @@ def splink_settings(link_type: str = "link_and_dedupe") -> dict[str, Any]:
             "label_for_charts": "unknown", "is_null_level": True,
         }]
         for level in comparison.levels:
-            sql = " OR ".join(f'"{a}_l" = "{b}_r"' for a, b in level.pairs)
+            sql = " OR ".join(
+                f'list_has_any(string_split("{a}_l", \'{SET_SEPARATOR}\'), string_split("{b}_r", \'{SET_SEPARATOR}\'))'
+                if a.endswith("_del") else f'"{a}_l" = "{b}_r"' for a, b in level.pairs)
             levels.append({"sql_condition": f"({sql})", "label_for_charts": level.label})
         levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
         comparisons.append({"output_column_name": comparison.name, "comparison_levels": levels})
@@ -45,7 +47,7 @@ def splink_settings(link_type: str = "link_and_dedupe") -> dict[str, Any]:
         "unique_id_column_name": "unique_id",
         "comparisons": comparisons,
         "blocking_rules_to_generate_predictions": blocking,
-        "retain_matching_columns": False,
+        "retain_matching_columns": True,  # keeps the gamma columns the hard-conflict filter reads
         "retain_intermediate_calculation_columns": False,
         "probability_two_random_records_match": 1e-4,
     }
@@ -82,13 +84,16 @@ def link_tables(
     link_type: str | None = None,
     max_pairs: float = 2e6,
     seed: int = 42,
+    conflicts: bool = True,
 ) -> Linkage:
     """Link and dedupe token tables with Splink on an in-process DuckDB; cluster at ``threshold``.
 
     Every row needs a ``unique_id`` unique across all tables. With ``model`` (a saved Splink model) the
     parameters are used as they are; otherwise they are estimated from the data: u by random sampling,
     the match prior from near-certain rules, m by EM over two blockings so every comparison gets an
-    estimate. Pairs below 0.01 probability are not returned.
+    estimate. Pairs below 0.01 probability are not returned. With ``conflicts`` (the default), pairs with a
+    hard conflict (:data:`transforms.identity_comparisons.HARD_CONFLICTS`: twins, father and son) get
+    probability 0, as the person index never links them automatically either.
     """
     from splink import DuckDBAPI, Linker
 
@@ -98,12 +103,15 @@ def link_tables(
     if model is not None:
         settings = dict(model)
         settings["link_type"] = link_type or settings.get("link_type", "link_and_dedupe")
+        settings["retain_matching_columns"] = True
         linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
     else:
         settings = splink_settings(link_type or ("link_and_dedupe" if len(frames) > 1 else "dedupe_only"))
         linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
         train(linker, max_pairs=max_pairs, seed=seed)
     predictions = linker.inference.predict(threshold_match_probability=0.01)
+    if conflicts:
+        predictions = linker.misc.query_sql(_without_conflicts(predictions.physical_name), "splink_df")
     clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=threshold)
     pairs_rel = predictions.as_duckdbpyrelation().select(
@@ -113,6 +121,15 @@ def link_tables(
         "unique_id, cluster_id").fetchall()}
     saved = linker.misc.save_model_to_json()
     return Linkage(pairs, clusters, saved)
+
+
+def _without_conflicts(table: str) -> str:
+    """SQL over a predictions table that zeroes the probability of pairs with a hard conflict."""
+    clauses = " OR ".join(
+        "(" + " AND ".join(f'"gamma_{name}" IN ({", ".join(map(str, values))})' for name, values in rule.items())
+        + ")" for _reason, rule in HARD_CONFLICTS)
+    return (f"SELECT * REPLACE (CASE WHEN {clauses} THEN -99.0 ELSE match_weight END AS match_weight, "
+            f"CASE WHEN {clauses} THEN 0.0 ELSE match_probability END AS match_probability) FROM {table}")
 
 
 def train(linker, *, max_pairs: float = 2e6, seed: int = 42) -> None:

@@ -150,7 +150,7 @@ person_record_tokens = Table(
     Column("system", String(64), primary_key=True),
     Column("record_id", String(128), primary_key=True),
     Column("token", String(40), primary_key=True, doc="token name (comparison token or 'key:<kind>')"),
-    Column("token_hash", String(64), nullable=False, doc="HMAC-SHA256 of the token; never the token"),
+    Column("token_hash", Text, nullable=False, doc="HMAC-SHA256 of the token (set tokens: of each variant)"),
 )
 
 person_blocks = Table(

@@ -40,17 +40,11 @@ from exchange.state.db import (
 from transforms.identity import MatchKey, match_keys
 from transforms.identity_comparisons import Parameters, Score, blocking_values, hard_conflict, score
 from transforms.identity_normalise import person_tokens
+from transforms.identity_tokens import keyed_tokens
 from transforms.model import PersonIdentity
 
 MAX_CANDIDATES = 200
 """Most candidate records scored per incoming record (a block larger than this is a data problem)."""
-
-# Tokens compared with each other share a hash family, so equal values hash alike across token names.
-_FAMILY = {
-    "given": "name", "given_canon": "name", "middle": "name", "middle_canon": "name", "sn": "name",
-    "sn1": "name", "sn2": "name", "given_sdx": "sdx", "sn_sdx": "sdx", "dob": "dob", "dob_swap": "dob",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Link:
@@ -66,7 +60,7 @@ class Thresholds:
     """Per-exchange decision thresholds on the match probability of the best candidate."""
 
     link: float = 0.99
-    review: float = 0.60
+    review: float = 0.30
 
     def __post_init__(self) -> None:
         if not 0.0 < self.review <= self.link < 1.0:
@@ -114,8 +108,7 @@ class PersonIndex:
 
     def hashed_tokens(self, person: PersonIdentity) -> dict[str, str]:
         """The record's comparison tokens as keyed hashes (empty tokens stay empty: "unknown")."""
-        return {name: self._mac(f"{_FAMILY.get(name, name)}:{value}") if value else ""
-                for name, value in person_tokens(person).items()}
+        return keyed_tokens(person_tokens(person), self._secret)
 
     def link(self, system: str, record_id: str, person: PersonIdentity, now: datetime) -> Link:
         """Find or create the person for a record, and remember its keys, tokens and crosswalk entry.

@@ -1,0 +1,156 @@
+"""``niem-exchange identity ...``: try person matching on CSV extracts; work the clerical review queue."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from exchange.commands.common import HOME, demo_config, fail
+
+identity_app = typer.Typer(help="Person matching: link CSV extracts, review uncertain matches.",
+                           no_args_is_help=True)
+review_app = typer.Typer(help="The clerical review queue of uncertain matches.", no_args_is_help=True)
+identity_app.add_typer(review_app, name="review")
+
+CONFIG = typer.Option(None, "--config", help="Exchange YAML whose state holds the queue (default: the demo).")
+ACTOR = typer.Option(..., "--by", help="Who decides (recorded in the identity trail).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``identity`` group to the root CLI."""
+    app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("link")
+def link(
+    files: list[Path] = typer.Argument(..., help="CSV extracts (comma, pipe, tab or semicolon separated)."),
+    columns: str = typer.Option(..., "--columns", help="FIELD=COLUMN,... for every file, or a YAML file: "
+                                "{FIELD: COLUMN} for all files or {FILE_NAME: {FIELD: COLUMN}} per file. "
+                                "Fields: given_name, middle_name, surname, name_suffix, birth_date, sex, "
+                                "street_address, postal_code, city, phone, ssn."),
+    out: Path = typer.Option(None, "--out", help="Write file,row,shared_id,score here (default: stdout)."),
+    threshold: float = typer.Option(0.99, "--threshold", min=0.01, max=0.999999,
+                                    help="Match probability at which two rows are the same person."),
+) -> None:
+    """Link people across extracts and print ``file,row,shared_id,score`` (row 1 = first data row).
+
+    A dry run: ids are fresh per run and nothing is stored. Values are hashed under a throw-away key
+    before matching, so no name or date reaches the scratch database.
+    """
+    import csv
+    import sys
+
+    from exchange.identity.batch import MappingError, check_fields, link_files, parse_columns
+
+    try:
+        mappings = _mappings(columns, files, parse_columns, check_fields)
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            fail(f"{missing[0]}: no such file")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            fail("two files share a name; rename one (the output names files by name)")
+        links, bad = link_files(files, mappings, threshold=threshold)
+    except MappingError as error:
+        fail(f"{error}; fix: map fields to existing header columns")
+    handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "row", "shared_id", "score"])
+        for item in links:
+            writer.writerow([item.file, item.row, item.shared_id,
+                             "" if item.score is None else f"{item.score:.4f}"])
+    finally:
+        if out:
+            handle.close()
+    people = len({item.shared_id for item in links if item.shared_id})
+    readable = sum(1 for item in links if item.shared_id)
+    typer.echo(f"{readable} rows, {people} people", err=True)
+    for name, rows in bad.items():
+        typer.echo(f"{name}: rows {', '.join(map(str, rows))} have the wrong number of cells; "
+                   "left unlinked (empty shared_id)", err=True)
+
+
+def _mappings(columns: str, files: list[Path], parse_columns, check_fields) -> dict[str, dict[str, str]]:
+    """One field -> column mapping per file name, from ``--columns`` text or a YAML file."""
+    from exchange.identity.batch import MappingError
+
+    path = Path(columns)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        mapping = parse_columns(columns)
+        return {f.name: mapping for f in files}
+    import yaml
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not raw:
+        raise MappingError(f"{path.name}: must be a mapping")
+    if all(isinstance(v, str) for v in raw.values()):
+        mapping = check_fields(raw)
+        return {f.name: mapping for f in files}
+    out = {}
+    for f in files:
+        if not isinstance(raw.get(f.name), dict):
+            raise MappingError(f"{path.name}: no mapping for file {f.name}")
+        out[f.name] = check_fields(raw[f.name])
+    return out
+
+
+def _engine(config: Path | None, home: Path):
+    from exchange.config import load_config, resolve_url
+    from exchange.state.db import open_engine
+
+    cfg = load_config(config or demo_config())
+    return open_engine(resolve_url(home.resolve(), cfg.state_url)), cfg.name
+
+
+@review_app.command("list")
+def review_list(
+    config: Path = CONFIG,
+    home: Path = HOME,
+    status: str = typer.Option("open", "--status", help="open, accepted, rejected or all."),
+) -> None:
+    """List review items: both records' references, ids, probability and which levels agreed (no values)."""
+    from exchange.state.person_curation import reviews
+
+    engine, name = _engine(config, home)
+    items = reviews(engine, name, status)
+    for item in items:
+        agreement = ", ".join(f"{k}: {v}" for k, v in item.agreement.items() if v != "unknown")
+        typer.echo(f"#{item.id} [{item.status}] {item.record} ({item.shared_id}) ~ {item.candidate} "
+                   f"({item.candidate_shared_id}) p={item.probability:.3f}; {item.reason}\n    {agreement}")
+    if not items:
+        typer.echo("no review items")
+
+
+@review_app.command("accept")
+def review_accept(review_id: int = typer.Argument(..., help="Review item id."), by: str = ACTOR,
+                  config: Path = CONFIG, home: Path = HOME) -> None:
+    """Same person: merge the record's provisional id into the candidate's; print records to re-issue."""
+    from datetime import datetime, timezone
+
+    from exchange.state.person_curation import UnknownReviewError, accept
+
+    engine, _ = _engine(config, home)
+    try:
+        moved = accept(engine, review_id, by, datetime.now(timezone.utc))
+    except UnknownReviewError as error:
+        fail(str(error), code=1)
+    for m in moved:
+        typer.echo(f"{m.system}:{m.record_id} {m.old} -> {m.new} (re-issue its messages)")
+    typer.echo(f"review {review_id} accepted")
+
+
+@review_app.command("reject")
+def review_reject(review_id: int = typer.Argument(..., help="Review item id."), by: str = ACTOR,
+                  config: Path = CONFIG, home: Path = HOME) -> None:
+    """Different people: keep both ids; the pair is not queued again."""
+    from datetime import datetime, timezone
+
+    from exchange.state.person_curation import UnknownReviewError, reject
+
+    engine, _ = _engine(config, home)
+    try:
+        reject(engine, review_id, by, datetime.now(timezone.utc))
+    except UnknownReviewError as error:
+        fail(str(error), code=1)
+    typer.echo(f"review {review_id} rejected")
