@@ -97,6 +97,7 @@ def _queue_record(ex: Exchange, record) -> int | None:
     now = ex.clock()
     link = ex.persons.link(ex.source.system, record.ref.record_id, record.person, now)
     queued = 0
+    ready = []  # every recipient's message is built, redacted and valid before any is queued
     for recipient in todo:
         header = MessageHeader(ids[recipient.id], now, ex.config.sender, recipient.organization,
                                ex.config.message_type)
@@ -108,13 +109,14 @@ def _queue_record(ex: Exchange, record) -> int | None:
         prepared = disclosure.for_recipient(ex, recipient, record, root, now)  # redact per profile, consent
         if prepared is None:  # default-deny: this recipient may not receive this record
             continue
-        root = prepared.root
-        issues = validator.validate(root)
+        issues = validator.validate(prepared.root)
         if issues:
             first = issues[0]
             raise MessageInvalidError(str(record.ref), first.path, f"message redacted for profile "
                                       f"{prepared.profile} is invalid: {first.message}")
-        signed = sign(root, ex.signer)
+        ready.append((recipient, prepared))
+    for recipient, prepared in ready:
+        signed = sign(prepared.root, ex.signer)
         ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,

@@ -187,3 +187,42 @@ def test_leap_fhir_consent_examples_are_read_in_place_and_none_authorizes_a_name
     expired = decide([by_id["consent-boris-expired"]], recipient_id="x", recipient_classes=(), purpose="",
                      on=date(2026, 11, 24), part2=False)
     assert "expired on 2016-01-01" in expired.reason
+
+
+def test_a_profile_that_breaks_the_iepd_quarantines_the_record_for_every_recipient(tmp_path):
+    """Redaction that removes a required element: the record is set aside naming the profile; no recipient
+    gets a copy (the messages of one record are queued all or none)."""
+    import yaml
+
+    from exchange.security import mint_dev_pki
+    from exchange.state.quarantine import Quarantine
+    from exchange.state.db import open_engine
+
+    home = tmp_path / "home"
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
+                 recipients=["county-bh", "state-bh"], now=datetime.now(timezone.utc))
+    (home / "profiles").mkdir()
+    (home / "profiles/too-strict.yaml").write_text(yaml.safe_dump({
+        "name": "too-strict", "recipient_class": "state-agency", "description": "Keeps only the envelope.",
+        "message_types": {"BookingNotification": {"purpose": "p", "legal_basis": "b",
+                                                  "allow": ["nx:MessageMetadata"]}}}))
+    config = exchange_yaml(home, small_drop(home / "drop", rows=5),
+                           {"county-bh": "behavioral-health-provider", "state-bh": "profiles/too-strict.yaml"})
+    summary = run(config, home)
+    assert summary.read == 5 and summary.quarantined == 5 and summary.enqueued == summary.delivered == 0
+    assert not list((home / "var/outbox").glob("*/*.xml"))
+    entries = Quarantine(open_engine(f"sqlite:///{home}/var/state.db"), "demo-booking").entries()
+    assert {e.reason.split(" is invalid")[0] for e in entries} == {"message redacted for profile too-strict"}
+
+
+def test_a_recipient_whose_profile_lacks_the_message_type_receives_nothing(tmp_path):
+    from exchange.security import mint_dev_pki
+
+    home = tmp_path / "home"
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
+                 recipients=["county-bh", "pd"], now=datetime.now(timezone.utc))
+    config = exchange_yaml(home, small_drop(home / "drop", rows=5),
+                           {"county-bh": "behavioral-health-provider", "pd": "law-enforcement"})
+    summary = run(config, home)
+    assert summary.delivered == summary.read - summary.quarantined > 0
+    assert not list((home / "var/outbox").glob("pd/*.xml"))
