@@ -8,6 +8,25 @@ from pydantic import Field, model_validator
 from exchange.config.base import Slug, Strict
 
 
+class SftpPullConfig(Strict):
+    """Pull the drop from an SFTP server before each run: pinned host key, key auth, settled files only."""
+
+    host: str = Field(min_length=1, description="Server host name or address.")
+    port: int = Field(22, ge=1, le=65535, description="Server port.")
+    username: str = Field(min_length=1, description="Login name (key authentication only).")
+    private_key: str = Field(description="File holding our SSH private key (mode 0600, never committed).")
+    passphrase_env: str | None = Field(None, description="Environment variable holding the key's passphrase.")
+    known_hosts: str = Field(description="known_hosts file pinning the server's host key.")
+    remote_dir: str = Field(min_length=1, description="Directory on the server the JMS writes into.")
+    pattern: str = Field("*.csv", description="Remote file names to pull.")
+    after: Literal["archive", "mark"] = Field("archive", description="After pulling: move the file into "
+                                              "archive_dir, or rename it to <name>.processed.")
+    archive_dir: str = Field("archive", description="Archive directory (relative to remote_dir unless absolute).")
+    settle_seconds: float = Field(5.0, ge=0, description="A file must keep its size and time this long "
+                                                         "before it is pulled (still being written otherwise).")
+    ready_suffix: str = Field("", description="If set (e.g. .ok), pull a file only once <name><suffix> exists.")
+
+
 class JailCsvSourceConfig(Strict):
     """A JMS file drop: a directory of bookings (and booking charges) CSV or pipe-delimited files."""
 
@@ -16,6 +35,7 @@ class JailCsvSourceConfig(Strict):
     system: Slug = Field("jail", description="Name of the source system in crosswalks and references.")
     columns: dict[str, str] = Field(default_factory=dict, description="Our field name -> the county's column.")
     delimiter: Literal[",", "|"] | None = Field(None, description="Field delimiter; sniffed when absent.")
+    pull: SftpPullConfig | None = Field(None, description="Pull the drop from an SFTP server into path first.")
 
 
 class RmsSqlSourceConfig(Strict):

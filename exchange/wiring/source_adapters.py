@@ -18,6 +18,7 @@ from exchange.config.sources import (
     Hl7v2SourceConfig,
     NibrsSourceConfig,
     RmsSqlSourceConfig,
+    SftpPullConfig,
 )
 from exchange.ports import Source
 from transforms.model import ConfigError
@@ -105,6 +106,25 @@ def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime
             return NibrsFlatFileSource(path, system=config.system)
         return NibrsXmlSource(path, system=config.system)
     raise ConfigError(where, "source.kind", f"no adapter for {config.kind!r}", "use a listed kind")
+
+
+def pull_before_plan(config: SftpPullConfig, directory: Path, inner: Source, *, home: Path,
+                     config_path: Path) -> Source:
+    """Wrap a local drop source so each plan first pulls new files from the SFTP server into ``directory``."""
+    from adapters.sources.sftp_drop import PulledDropSource, SftpDropPuller, SftpPullSettings
+
+    passphrase = None
+    if config.passphrase_env:
+        passphrase = os.environ.get(config.passphrase_env)
+        if passphrase is None:
+            raise ConfigError(str(config_path), "source.pull.passphrase_env",
+                              f"the environment variable {config.passphrase_env} is not set", "export it")
+    settings = SftpPullSettings(
+        host=config.host, port=config.port, username=config.username,
+        private_key=resolve(home, config.private_key), known_hosts=resolve(home, config.known_hosts),
+        remote_dir=config.remote_dir, pattern=config.pattern, after=config.after, archive_dir=config.archive_dir,
+        settle_seconds=config.settle_seconds, ready_suffix=config.ready_suffix, passphrase=passphrase)
+    return PulledDropSource(SftpDropPuller(settings), directory, inner)  # type: ignore[arg-type]
 
 
 def _zone(name: str | None, where: str) -> ZoneInfo | None:

@@ -24,10 +24,17 @@ def build_source(config: SourceConfig, *, home: Path, now: datetime, config_path
     """Open the adapter a source config names; a missing drop directory is a ConfigError."""
     if isinstance(config, JailCsvSourceConfig):
         directory = resolve(home, config.path)
+        if config.pull is not None:
+            directory.mkdir(parents=True, exist_ok=True)  # the pull fills it
         if not directory.is_dir():
             raise ConfigError(str(config_path), "source.path", "is not a directory", "create the drop directory")
-        return JailCsvSource(directory, system=config.system, columns=config.columns or None,
+        jail = JailCsvSource(directory, system=config.system, columns=config.columns or None,
                              delimiter=config.delimiter, today=now.date())
+        if config.pull is not None:
+            from exchange.wiring.source_adapters import pull_before_plan
+
+            return pull_before_plan(config.pull, directory, jail, home=home, config_path=config_path)
+        return jail
     if isinstance(config, (RmsSqlSourceConfig, FhirBundleSourceConfig, FhirNdjsonSourceConfig,
                            FhirRestSourceConfig, Hl7v2SourceConfig, NibrsSourceConfig)):
         from exchange.wiring.source_adapters import build_record_source

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from support.postgres import available, running_postgres
+from tests.support.postgres import available, running_postgres
 
 from adapters.sources.rms_sql import RmsSqlSource
 from exchange.state.db import open_engine
