@@ -1,0 +1,80 @@
+"""``niem-exchange consents ...``: the consent registry (load FHIR Consent / CSV, list, revoke)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from exchange.commands.common import HOME, demo_config, fail
+
+consents_app = typer.Typer(help="Consents on file (42 CFR 2.31): load, list, revoke.", no_args_is_help=True)
+
+CONFIG = typer.Option(None, "--config", help="Exchange YAML whose state holds the registry (default: the demo).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``consents`` group to the root CLI."""
+    app.add_typer(consents_app, name="consents")
+
+
+def _registry(config: Path | None, home: Path):
+    from exchange.config import load_config, resolve_url
+    from exchange.consent_registry import ConsentRegistry
+    from exchange.state.db import open_engine
+
+    cfg = load_config(config or demo_config())
+    return ConsentRegistry(open_engine(resolve_url(home.resolve(), cfg.state_url)))
+
+
+@consents_app.command("load")
+def consents_load(
+    path: Path = typer.Argument(..., help="A consent CSV, a FHIR Consent JSON (or Bundle), or a directory."),
+    config: Path = CONFIG,
+    home: Path = HOME,
+) -> None:
+    """Replace what this file (or directory) gave before; rows set aside are listed with field and reason."""
+    if not path.exists():
+        fail(f"{path}: does not exist; fix: pass a consent CSV, FHIR JSON file or directory")
+    loaded = _registry(config, home).load(path)
+    for error in loaded.rejected:
+        typer.echo(f"set aside: {error}")
+    typer.echo(f"{len(loaded.consents)} consents on file from {path}; {len(loaded.rejected)} set aside")
+    if loaded.rejected:
+        raise typer.Exit(1)
+
+
+@consents_app.command("list")
+def consents_list(
+    patient: str = typer.Argument(..., help="The EHR's patient reference (e.g. Patient/52)."),
+    config: Path = CONFIG,
+    home: Path = HOME,
+) -> None:
+    """Every consent on file for one patient, with its recipients, purpose, expiry and revocation."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("consent", "status", "recipients", "purpose", "Part 2", "signed", "expires", "revoked")
+    for c in _registry(config, home).for_patient(patient):
+        table.add_row(c.consent_id, c.status, ", ".join(c.recipients) or "(none)", c.purpose or "(none)",
+                      "yes" if c.part2 else "no", str(c.signed_on or ""),
+                      str(c.expires_on or c.expiry_event or ""), str(c.revoked_on or ""))
+    Console().print(table)
+
+
+@consents_app.command("revoke")
+def consents_revoke(
+    consent_id: str = typer.Argument(..., help="The consent's id."),
+    on: str = typer.Option(..., "--on", help="Day the written revocation was received (YYYY-MM-DD)."),
+    config: Path = CONFIG,
+    home: Path = HOME,
+) -> None:
+    """Record a revocation; from that day on nothing leaves under the consent (the next run applies it)."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(on)
+    except ValueError:
+        fail("--on: not a date; fix: write YYYY-MM-DD")
+    if not _registry(config, home).revoke(consent_id, day):
+        fail(f"consent {consent_id}: not on file; fix: `niem-exchange consents list PATIENT` shows the ids", code=1)
+    typer.echo(f"consent {consent_id} revoked on {day.isoformat()}")
