@@ -68,6 +68,8 @@ class SftpTransport:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._listed: set[str] = set()
+        self._present: set[str] = set()
+        self._manifest: paramiko.SFTPFile | None = None
         self._manifest_needs_newline = False
 
     @property
@@ -84,9 +86,12 @@ class SftpTransport:
         target = posixpath.join(self._settings.remote_dir, filename)
         try:
             sftp = self._connected()
-            existing = self._size(sftp, target)
+            # The directory was listed once at connect: a file already there (a rerun after a crash, or a
+            # message delivered but not recorded) is checked by hash instead of being sent again.
+            existing = self._size(sftp, target) if filename in self._present else None
             if existing is None:
                 self._upload(sftp, target, payload, operation)
+                self._present.add(filename)
             elif existing != len(payload) or self._remote_sha256(sftp, target) != sha256:
                 raise PermanentError(operation, "a different file already has this name on the server")
             if filename not in self._listed:
@@ -109,13 +114,13 @@ class SftpTransport:
 
     def close(self) -> None:
         """Close the connection (the next delivery opens a new one)."""
-        for resource in (self._sftp, self._client):
+        for resource in (self._manifest, self._sftp, self._client):
             if resource is not None:
                 try:
                     resource.close()
                 except Exception:  # closing a dead connection may raise anything; it is gone either way
                     pass
-        self._sftp = self._client = None
+        self._manifest = self._sftp = self._client = None
 
     # -- connection --------------------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class SftpTransport:
         self._client, self._sftp = client, sftp
         self._ensure_dir(sftp)
         self._listed = self._read_manifest(sftp)
+        self._present = {n for n in sftp.listdir(s.remote_dir) if n.endswith(".xml") and not n.startswith(".")}
         return sftp
 
     def _ensure_dir(self, sftp: paramiko.SFTPClient) -> None:
@@ -223,8 +229,10 @@ class SftpTransport:
     def _append_manifest(self, sftp: paramiko.SFTPClient, line: str) -> None:
         path = posixpath.join(self._settings.remote_dir, MANIFEST)
         data = ("\n" + line if self._manifest_needs_newline else line).encode("ascii")
-        with sftp.open(path, "ab") as handle:
-            handle.write(data)
+        if self._manifest is None:  # kept open in append mode for the connection: one round trip per line
+            self._manifest = sftp.open(path, "ab")
+        self._manifest.write(data)
+        self._manifest.flush()
         self._manifest_needs_newline = False
 
 

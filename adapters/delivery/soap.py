@@ -1,7 +1,7 @@
 """SOAP delivery (zeep): our WSDL's SubmitMessage, WS-Security, WS-Addressing, mutual TLS, timeouts.
 
 Each message goes as the document/literal ``Payload`` of ``SubmitMessageRequest`` (the encrypted message
-element itself, not base64), with ``PayloadDigest`` = SHA-256 of its exclusive canonical form so the
+element itself, not base64), with ``PayloadDigest`` = SHA-256 of its exclusive canonical form (with comments) so the
 receiver can check it whatever whitespace or prefixes the envelope gives it. The header carries
 ``wsa:MessageID`` = ``urn:uuid:<message id>``, ``wsa:To`` and ``wsa:Action``, and a WS-Security timestamp
 and RSA-SHA256 signature over Body, Timestamp and those headers (:mod:`adapters.delivery.wssecurity`).
@@ -51,8 +51,17 @@ class SoapSettings:
 
 
 def payload_digest(element: etree._Element) -> str:
-    """SHA-256 (hex) of the exclusive canonical form of ``element``: the WSDL's ``PayloadDigest``."""
-    return hashlib.sha256(etree.tostring(element, method="c14n", exclusive=True, with_comments=False)).hexdigest()
+    """SHA-256 (hex) of the exclusive canonical form (with comments) of ``element``: the WSDL's ``PayloadDigest``.
+
+    With comments because that is what ``xmllint --exc-c14n`` produces, so a vendor with standard tools can
+    compute the same value (see adapters/inbound/examples/submit-with-curl.sh).
+    """
+    return hashlib.sha256(canonical(element)).hexdigest()
+
+
+def canonical(element: etree._Element) -> bytes:
+    """Exclusive XML canonical form, with comments, of ``element`` on its own."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=True)
 
 
 class SoapTransport:

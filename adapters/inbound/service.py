@@ -15,6 +15,7 @@ Mutual TLS is enforced by the server (``serve``: ``ssl_cert_reqs=CERT_REQUIRED``
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import ssl
@@ -29,11 +30,11 @@ from cryptography import x509
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.delivery.soap import payload_digest
+from adapters.delivery.soap import canonical as canonical_form
 from adapters.delivery.wssecurity import SOAP11, WSA, WsSecurity, verify_envelope
 from niem_iepd import safexml, validator
 from niem_iepd.wsdl import TARGET_NAMESPACE, wsdl_path
@@ -131,8 +132,8 @@ class InboundService:
         children = [c for c in holder if isinstance(c.tag, str)] if holder is not None else []
         if len(children) != 1:
             raise _Refused("Client", "Payload must hold exactly one element")
-        canonical = etree.tostring(children[0], method="c14n", exclusive=True, with_comments=False)
-        if payload_digest(children[0]) != digest:
+        canonical = canonical_form(children[0])
+        if hashlib.sha256(canonical).hexdigest() != digest:
             raise _Refused("Client", "PayloadDigest does not match the payload")
         with self._lock:
             stored = self._stored(message_id)
@@ -224,10 +225,14 @@ def build_app(settings: InboundSettings) -> Starlette:
                 return Response(service.wsdl, media_type=_CONTENT_TYPE)
             return Response(status_code=404)
         body = bytearray()
-        async for chunk in request.stream():  # stop reading at the limit: a huge body is not buffered whole
-            body += chunk
-            if len(body) > settings.max_bytes:
-                return Response(_fault("Client", "request too large"), status_code=413, media_type=_CONTENT_TYPE)
+        try:
+            async for chunk in request.stream():  # stop reading at the limit: a huge body is not buffered whole
+                body += chunk
+                if len(body) > settings.max_bytes:
+                    return Response(_fault("Client", "request too large"), status_code=413,
+                                    media_type=_CONTENT_TYPE)
+        except ClientDisconnect:  # the sender gave up mid-request; nothing was stored, it will resend
+            return Response(status_code=400)
         status, content = await run_in_threadpool(service.handle, bytes(body))
         return Response(content, status_code=status, media_type=_CONTENT_TYPE)
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, mint_demo_home
+from tests.support.drops import small_demo_drop
 from tests.support.sshd import SshServer
 
 RUNNER = """
@@ -40,7 +41,7 @@ def _exchange(home: Path, server: SshServer, demo_config: Path) -> Path:
                               "private_key": str(server.client_key), "known_hosts": str(server.known_hosts),
                               "remote_dir": str(server.root / "inbox"), "timeout": 10}
     raw["recipients"] = [recipient]
-    raw["source"]["path"] = raw["source"]["path"]  # the packaged demo drop ({demo_data})
+    raw["source"]["path"] = str(small_demo_drop(home / "drop", 120))  # enough to cut a batch in the middle
     path = home / "sftp-exchange.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -102,7 +103,7 @@ def test_sshd_stopped_mid_batch_then_restarted(sshd_factory, demo_config, tmp_pa
     server.start()
     again = _finish(_start(config, home, shift=2 * 3600))  # later: past every backoff
     assert f"failed=0 dead=0" in again
-    assert _assert_exactly_once(home, server) > 200
+    assert _assert_exactly_once(home, server) > 100
 
 
 def test_our_process_killed_mid_batch_then_started_again(sshd_factory, demo_config, tmp_path):

@@ -46,8 +46,21 @@ class FaultInjector:
 
     async def __call__(self, scope, receive, send) -> None:
         fault = self.plan.next() if scope["type"] == "http" and scope["method"] == "POST" else None
-        if fault == "hang":
+        if fault == "hang":  # the request arrives whole, then the answer comes too late
+            body = bytearray()
+            while True:
+                event = await receive()
+                body += event.get("body", b"")
+                if not event.get("more_body"):
+                    break
             await asyncio.sleep(self.plan.hang_seconds)
+            replayed = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+            async def receive_again():
+                return replayed.pop(0) if replayed else {"type": "http.disconnect"}
+
+            await self.app(scope, receive_again, send)
+            return
         elif fault in ("500", "fault"):
             while (await receive()).get("more_body"):
                 pass
