@@ -95,10 +95,13 @@ def link_tables(
     hard conflict (:data:`transforms.identity_comparisons.HARD_CONFLICTS`: twins, father and son) get
     probability 0, as the person index never links them automatically either.
     """
+    import duckdb
     from splink import DuckDBAPI, Linker
 
     logging.getLogger("splink").setLevel(logging.ERROR)
-    db = DuckDBAPI()
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # a CLI's stderr is for our messages
+    db = DuckDBAPI(connection)
     frames = [db.register(_frame(rows, f"t{i}"), dataset_display_name=f"t{i}") for i, rows in enumerate(tables)]
     if model is not None:
         settings = dict(model)

