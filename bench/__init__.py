@@ -1,0 +1,1 @@
+"""Speed and memory measurements (``python -m bench.<name>``), each against a floor measured in the same run."""

@@ -1,0 +1,81 @@
+"""Messages validated per second: the IEPD validator (XSD + reference check + Schematron) vs a plain lxml loop.
+
+Run: ``.venv/bin/python -m bench.iepd_validation [--seconds 2]``. Messages are the IEPD's valid samples
+(every message type), parsed once. Each side validates the same messages in turn, in short alternating
+rounds so drift hits all sides alike; each side's best round counts.
+
+- floor: ``lxml.etree.XMLSchema(...).validate(tree)`` per message, one schema compiled per message type
+  beforehand. This is the least any XSD check costs.
+- xsd: ``niem_iepd.validator.validate(tree, business_rules=False)``: the same libxml2 validation behind a
+  lock, plus the ``structures:ref`` / ``nc:metadataRef`` check.
+- full: ``niem_iepd.validator.validate(tree)``: the above plus the Schematron rules (serialize, Saxon parse,
+  XSLT 3.0 transformation, SVRL parse).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+from niem_iepd import safexml, validator
+
+SAMPLES = Path(validator.__file__).parent / "samples"
+
+
+def _messages() -> list[etree._ElementTree]:
+    return [safexml.parse(path.read_bytes()) for path in sorted(SAMPLES.glob("*.xml"))]
+
+
+def _floor(messages: list[etree._ElementTree]) -> Callable[[], None]:
+    schemas = {}
+    for tree in messages:
+        message_type = validator.message_type_of(tree)
+        if message_type not in schemas:
+            schemas[message_type] = etree.XMLSchema(etree.parse(str(validator.schema_path(message_type))))
+    pairs = [(schemas[validator.message_type_of(tree)], tree) for tree in messages]
+
+    def run() -> None:
+        for schema, tree in pairs:
+            if not schema.validate(tree):
+                raise AssertionError("a sample is invalid")
+    return run
+
+
+def _ours(messages: list[etree._ElementTree], business_rules: bool) -> Callable[[], None]:
+    def run() -> None:
+        for tree in messages:
+            if validator.validate(tree, business_rules=business_rules):
+                raise AssertionError("a sample is invalid")
+    return run
+
+
+def main() -> None:
+    """Measure and print messages per second and each side's time relative to the floor."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per side (split into rounds)")
+    arguments = parser.parse_args()
+    messages = _messages()
+    sides = {"floor (lxml XMLSchema loop)": _floor(messages), "xsd (validator, no rules)": _ours(messages, False),
+             "full (validator, XSD + Schematron)": _ours(messages, True)}
+    for run in sides.values():  # warm up: compile schemas, start Saxon, compile the rules
+        run()
+    best = {name: float("inf") for name in sides}
+    rounds = 10
+    deadline = time.perf_counter() + arguments.seconds * len(sides)
+    while time.perf_counter() < deadline:
+        for name, run in sides.items():
+            started = time.perf_counter()
+            for _ in range(rounds):
+                run()
+            best[name] = min(best[name], (time.perf_counter() - started) / (rounds * len(messages)))
+    floor = best["floor (lxml XMLSchema loop)"]
+    print(f"{len(messages)} sample messages ({', '.join(sorted({validator.message_type_of(t) for t in messages}))})")
+    for name, seconds in best.items():
+        print(f"{name:38} {1 / seconds:10.0f} msg/s  {seconds * 1e6:9.1f} us/msg  x{seconds / floor:6.1f} floor")
+
+
+if __name__ == "__main__":
+    main()
