@@ -5,7 +5,7 @@ team and encounters) and :class:`ConsentRecord` (one per Consent), through the p
 :mod:`transforms.model.fhir`, or a :class:`Rejected` naming the file, the entry or line, and the element path.
 
 * :class:`FhirBundleSource` reads a file or a directory of ``*.json`` Bundles (Synthea writes one transaction
-  Bundle per patient). One window per bundle file; the cursor lists the SHA-256 of files fully done, so a file
+  Bundle per patient). Windows of up to ``max_records`` files; the cursor lists the SHA-256 of files done, so a file
   re-sent unchanged is not read again and a changed one is.
 * :class:`FhirNdjsonSource` reads a Bulk Data export directory (``Patient.ndjson``, ``Condition.ndjson``, ...,
   one resource per line, the type in the file name before the first dot). Windows are slices of at most
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -32,6 +33,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """An NDJSON line longer than this is refused: no single resource we read is that large."""
 PARTIAL_SUFFIXES = (".part", ".tmp")
+_PATIENT_REF = re.compile(rb'"reference"\s*:\s*"(?:[^"]*/)?Patient/([^"/]+)"')
 
 Item = ClinicalRecord | ConsentRecord | Rejected
 
@@ -48,7 +50,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _to_items(results, system: str) -> Iterator[Item]:  # noqa: ANN001 - iterator of record | RecordError
+def _to_items(results) -> Iterator[Item]:  # noqa: ANN001 - iterator of record | RecordError
     for result in results:
         yield Rejected(result) if isinstance(result, RecordError) else result
 
@@ -85,34 +87,48 @@ class FhirBundleSource:
         return sorted(p for p in self.path.glob(self.pattern) if _complete(p))
 
     def plan(self, cursor: str | None, max_records: int = 500) -> list[Window]:
-        """One window per bundle file not yet done (``max_records`` does not split a bundle)."""
+        """Windows of at most ``max_records`` bundle files not yet done, in name order.
+
+        The cursor keeps only the digests of files still in the drop (a file archived away is forgotten, so the
+        cursor stays as small as the drop; the same file dropped again later is read again, and the outbox
+        refuses the repeated messages).
+        """
+        if max_records < 1:
+            raise ValueError("max_records must be at least 1")
         done = _read_done(cursor, "fhir_bundle.plan")
-        windows = []
+        pending: list[tuple[str, str]] = []
+        present: set[str] = set()
         for file in self._files():
             digest = _sha256(file)
-            if digest in done:
-                continue
-            done = done | {digest}
-            windows.append(Window(key=f"bundle:{digest[:24]}", cursor_after=_write_done(done),
-                                  spec={"file": file.name if self.path.is_dir() else str(file), "digest": digest}))
+            present.add(digest)
+            if digest not in done and digest not in {d for _, d in pending}:
+                pending.append((file.name if self.path.is_dir() else str(file), digest))
+        done = done & present
+        windows = []
+        for start in range(0, len(pending), max_records):
+            chunk = pending[start:start + max_records]
+            done = done | {d for _, d in chunk}
+            key = hashlib.sha256("".join(d for _, d in chunk).encode()).hexdigest()[:24]
+            windows.append(Window(key=f"bundles:{key}", cursor_after=_write_done(done),
+                                  spec={"files": [list(pair) for pair in chunk]}))
         return windows
 
     def read(self, window: Window) -> Iterator[Item]:
-        """Every record of the window's bundle, or Rejected items; never raises for bad data."""
-        name = window.spec["file"]
-        file = self.path / name if self.path.is_dir() else self.path
-        where = str(SourceRef(self.system, name))
-        try:
-            data = file.read_bytes() if file.stat().st_size <= MAX_FILE_BYTES else None
-        except FileNotFoundError:
-            data = b""
-        if data is None:
-            yield Rejected(RecordError(where, "(file)", f"is larger than {MAX_FILE_BYTES} bytes"))
-            return
-        if hashlib.sha256(data).hexdigest() != window.spec["digest"]:
-            yield Rejected(RecordError(where, "(file)", "changed or vanished after planning; planned anew next run"))
-            return
-        yield from self.read_bundle(data, name)
+        """Every record of the window's bundles, or Rejected items; never raises for bad data."""
+        for name, digest in window.spec["files"]:
+            file = self.path / name if self.path.is_dir() else self.path
+            where = str(SourceRef(self.system, name))
+            try:
+                data = file.read_bytes() if file.stat().st_size <= MAX_FILE_BYTES else None
+            except FileNotFoundError:
+                data = b""
+            if data is None:
+                yield Rejected(RecordError(where, "(file)", f"is larger than {MAX_FILE_BYTES} bytes"))
+                continue
+            if hashlib.sha256(data).hexdigest() != digest:
+                yield Rejected(RecordError(where, "(file)", "changed or vanished after planning; planned anew next run"))
+                continue
+            yield from self.read_bundle(data, name)
 
     def read_bundle(self, data: bytes, name: str) -> Iterator[Item]:
         """The records of one Bundle's bytes (``name`` locates them in references)."""
@@ -140,7 +156,7 @@ class FhirBundleSource:
                 aliases[entry["fullUrl"]] = str(resource.get("id") or "")
             resources.append((f"{name}#entry={i}", resource))
         yield from _to_items(records_from_resources(resources, system=self.system, today=self.today,
-                                                    aliases=aliases), self.system)
+                                                    aliases=aliases))
 
 
 class FhirNdjsonSource:
@@ -212,7 +228,10 @@ class FhirNdjsonSource:
             if name == "Patient.ndjson":
                 continue
             kind = name.split(".", 1)[0]
-            for n, resource, error in self._resources(path, kind):
+            # Before the last window, only lines naming one of this window's patients need a full JSON parse;
+            # the last window parses every line to report the unreadable ones and the orphans.
+            only = None if last else wanted
+            for n, resource, error in self._resources(path, kind, only=only):
                 if error is not None:
                     if last:
                         yield Rejected(error)
@@ -226,11 +245,16 @@ class FhirNdjsonSource:
                     yield Rejected(RecordError(str(SourceRef(self.system, f"{name}#line={n}")),
                                                f"{resource.get('resourceType')}.subject",
                                                "refers to a patient this export does not include"))
-        yield from _to_items(records_from_resources(resources, system=self.system, today=self.today), self.system)
+        yield from _to_items(records_from_resources(resources, system=self.system, today=self.today))
 
-    def _resources(self, path: Path, kind: str) -> Iterator[tuple[int, Mapping[str, object], RecordError | None]]:
-        """(line number, resource, error) for every non-blank line of an NDJSON file."""
+    def _resources(self, path: Path, kind: str, *, only: set[str] | None = None,
+                   ) -> Iterator[tuple[int, Mapping[str, object], RecordError | None]]:
+        """(line number, resource, error) for every non-blank line of an NDJSON file; with ``only``, just the
+        lines that reference one of those patients (found by a byte search before any JSON parse)."""
         for n, raw in enumerate(_lines(path), start=1):
+            if only is not None and (raw is None or not any(
+                    m.decode("utf-8", "replace") in only for m in _PATIENT_REF.findall(raw))):
+                continue
             where = str(SourceRef(self.system, f"{path.name}#line={n}"))
             if raw is None:
                 yield n, {}, RecordError(where, "(line)", f"is longer than {MAX_LINE_BYTES} bytes")

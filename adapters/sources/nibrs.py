@@ -85,6 +85,7 @@ class NibrsFlatFileSource:
         """Read ``path`` (a flat file or a directory of them matching ``pattern``)."""
         self.system = system
         self._drop = _FileDrop(path, pattern, "nibrs_flat.plan")
+        self._lines: tuple[str, list[bytes]] = ("", [])
 
     def plan(self, cursor: str | None, max_records: int = 500) -> list[Window]:
         """Windows of at most ``max_records`` lines over every file not yet done."""
@@ -114,7 +115,9 @@ class NibrsFlatFileSource:
         if data is None:
             yield _changed(self.system, name)
             return
-        for n, raw in enumerate(data.splitlines()[start - 1:stop], start=start):
+        if self._lines[0] != window.spec["digest"]:
+            self._lines = (window.spec["digest"], data.splitlines())  # later windows of the file reuse the split
+        for n, raw in enumerate(self._lines[1][start - 1:stop], start=start):
             # NIBRS flat files are ASCII; anything else is kept as surrogates and refused by the field checks.
             line = raw.decode("ascii", errors="surrogateescape")
             level = segment_level(line)

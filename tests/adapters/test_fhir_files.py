@@ -47,18 +47,24 @@ def test_synthea_bundles_give_one_clinical_record_per_patient_with_their_bh_cond
 
 @pytest.mark.shared
 def test_bundle_cursor_skips_files_done_and_reads_a_new_one(tmp_path: Path) -> None:
-    names = sorted(p.name for p in _need(BUNDLES).glob("*.json"))[:3]
+    names = sorted(p.name for p in _need(BUNDLES).glob("*.json"))[:4]
     for name in names[:2]:
         shutil.copyfile(BUNDLES / name, tmp_path / name)  # a drop directory of our own (temp, not the repo)
     source = FhirBundleSource(tmp_path, today=TODAY)
-    windows = source.plan(None, 500)
-    assert len(windows) == 2
+    windows = source.plan(None, 1)
+    assert [[f for f, _ in w.spec["files"]] for w in windows] == [[names[0]], [names[1]]]
     cursor = windows[-1].cursor_after
     assert source.plan(cursor, 500) == []
     shutil.copyfile(BUNDLES / names[2], tmp_path / names[2])
     (tmp_path / "half-written.json.part").write_bytes(b"{")
     again = source.plan(cursor, 500)
-    assert [w.spec["file"] for w in again] == [names[2]]
+    assert [[f for f, _ in w.spec["files"]] for w in again] == [[names[2]]]
+    # a file archived away is forgotten by the cursor, which stays as small as the drop
+    (tmp_path / names[0]).unlink()
+    shutil.copyfile(BUNDLES / names[3], tmp_path / names[3])
+    (latest,) = source.plan(again[-1].cursor_after, 500)
+    assert [f for f, _ in latest.spec["files"]] == [names[3]]
+    assert len(json.loads(latest.cursor_after)["done"]) == 3
 
 
 @pytest.mark.shared

@@ -46,7 +46,7 @@ def test_fhir_bundle_check_on_synthea_prints_a_table(tmp_path: Path) -> None:
         pytest.skip("../shared/data/synthea-r4-smart-generated is absent")
     done = _cli("fhir-bundle", str(bundles), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "fhir-bundle: 21 record(s) in 21 window(s), 0 quarantined" in done.stdout
+    assert "fhir-bundle: 21 record(s) in 1 window(s), 0 quarantined" in done.stdout
     assert "ClinicalRecord" in done.stdout
 
 
