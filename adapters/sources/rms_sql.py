@@ -76,13 +76,15 @@ class RmsSqlSource:
         key_column: str | None = None,
         codes: Mapping[str, Mapping[str, str]] | None = None,
         default_tz: tzinfo | None = None,
+        max_windows: int = 1000,
     ) -> None:
         """Read ``schema.table_name`` of ``engine`` (an Engine or a SQLAlchemy URL).
 
         ``columns`` maps canonical names to the table's; ``key_column`` is the table's primary key (default: the
         column mapped to ``incident_number`` / ``arrest_number``); ``codes`` adds county codes to the default
         code tables (``{"disposition": {"TRANS": "EMERGENCY_ROOM"}}``); ``default_tz`` is the zone of
-        timestamps stored without an offset (rejected when None); ``today`` bounds birth dates.
+        timestamps stored without an offset (rejected when None); ``today`` bounds birth dates;
+        ``max_windows`` caps one plan (a first sync of a large view is planned over several runs).
         """
         if record_kind not in _KINDS:
             raise ConfigError("rms_sql source", "record_kind", "is not known", "use crisis_contact or arrest")
@@ -111,6 +113,7 @@ class RmsSqlSource:
         self.record_kind: RecordKind = record_kind
         self.today = today
         self.default_tz = default_tz
+        self.max_windows = max_windows
         self._codes = {k: dict(m) for k, m in (codes or {}).items()}
         self._canonical = canonical
         self._columns = {c: (columns or {}).get(c, c) for c in canonical}
@@ -144,6 +147,8 @@ class RmsSqlSource:
                 if len(chunk) == max_records:
                     windows.append(self._window(start, chunk))
                     start, chunk = chunk[-1], []
+                    if len(windows) == self.max_windows:
+                        return windows  # the rest is planned by a later run, from the committed cursor
             if chunk:
                 windows.append(self._window(start, chunk))
         return windows

@@ -199,3 +199,15 @@ def test_undecodable_bytes_in_sqlite_text_reject_only_that_row(tmp_path) -> None
     items = [i for w in source.plan(None, 10) for i in source.read(w)]
     assert isinstance(items[0], CrisisContact)
     assert isinstance(items[1], Rejected) and items[1].error.field == "reason"
+
+
+def test_a_large_first_sync_is_planned_over_several_runs(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'rms.db'}")
+    view = _make_table(engine)
+    _insert(engine, view, [_row(engine, n, T0 + timedelta(seconds=n)) for n in range(10)])
+    store = WindowStore(open_engine("sqlite://"), "rms-cap")
+    source = _source(engine, max_windows=2)
+    seen = []
+    for _ in range(3):
+        seen += [r.incident_number for r in _run(source, store, 2)]
+    assert seen == [f"C{n:05d}" for n in range(10)]
