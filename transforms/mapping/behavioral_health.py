@@ -20,6 +20,7 @@ from transforms.mapping.common import (
     organization,
 )
 from transforms.model import ClinicalRecord, ContactPoint
+from transforms.redaction import derive_need_flag
 
 _PREFIXES = ("bha", "nx", "nc", "j", "structures")
 
@@ -27,12 +28,12 @@ _PREFIXES = ("bha", "nx", "nc", "j", "structures")
 def behavioral_health_alert(record: ClinicalRecord, shared_id: str, header: MessageHeader) -> etree._Element:
     """Build the BehavioralHealthAlert for the patient of ``record`` known by ``shared_id``.
 
-    The need flag is set when the record holds an active condition, a crisis plan, an advance directive
-    or a case manager: each means the provider knows of a need, and none of them is named.
+    The need flag comes from :func:`transforms.redaction.derive_need_flag` without Part 2 consent (an
+    active behavioral condition that is not substance use, or a crisis plan; nothing from a Part 2
+    program): the safe default. The disclosure step sets it again when a Part 2 consent is on file.
     """
     root = message_root("BehavioralHealthAlert", _PREFIXES, header)
-    need = any(c.active for c in record.conditions) or record.crisis_plan or record.advance_directive \
-        or record.case_manager is not None
+    need = derive_need_flag(record, part2_consent=False).need
     element = nx.BehavioralHealthNeed(
         basic_person(nx.AlertSubject, record.person, shared_id, sex=False),
         nx.BehavioralHealthNeedIndicator(_boolean(need)),
