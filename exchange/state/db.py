@@ -109,6 +109,7 @@ outbox = Table(
     Column("location", String(500)),
     Column("next_attempt_at", DateTime(timezone=True), doc="backoff: not before; while sending: lease end"),
     Column("purged_at", DateTime(timezone=True), doc="when retention dropped the payload (hash kept)"),
+    Column("claim_token", String(36), doc="random token of the delivery pass that last claimed it"),
 )
 
 ledger = Table(

@@ -109,7 +109,7 @@ class OutboxEntry:
 def ensure_columns(engine: Engine) -> None:
     """Add the columns later versions introduced to an outbox table created by an earlier one."""
     present = {c["name"] for c in inspect(engine).get_columns("outbox")}
-    wanted = {"next_attempt_at": "TIMESTAMP", "purged_at": "TIMESTAMP"}
+    wanted = {"next_attempt_at": "TIMESTAMP", "purged_at": "TIMESTAMP", "claim_token": "VARCHAR(36)"}
     missing = [(n, t) for n, t in wanted.items() if n not in present]
     if missing:
         with engine.begin() as conn:
@@ -186,20 +186,36 @@ class Outbox:
             yield _queued(r)
 
     def claim(self, message_id: str, now: datetime) -> QueuedMessage | None:
-        """Take one due message for sending (state ``sending``, lease until now + lease); None if not ours.
+        """Take one due message for sending (state ``sending``, lease until now + lease); None if not ours."""
+        claimed = self.claim_many([message_id], now)
+        return claimed[0] if claimed else None
 
-        The conditional UPDATE is the lock: of two processes claiming the same row, exactly one matches.
+    def claim_many(self, message_ids: Sequence[str], now: datetime) -> list[QueuedMessage]:
+        """Take those of ``message_ids`` that are still due, in one transaction; return them oldest first.
+
+        The conditional UPDATE is the lock: of two processes claiming the same row, exactly one matches; a
+        random token per call tells our claims apart from anyone else's.
         """
+        if not message_ids:
+            return []
+        lease_end = now + self.policy.lease
+        token = str(uuid.uuid4())
         with self._engine.begin() as conn:
-            row = conn.execute(select(outbox).where(outbox.c.message_id == message_id)).first()
-            if row is None:
-                return None
-            claimed = conn.execute(
+            recipients = conn.execute(select(outbox.c.recipient).where(outbox.c.message_id.in_(list(message_ids)))
+                                      .distinct()).scalars().all()
+            if not recipients:
+                return []
+            conn.execute(
                 update(outbox)
-                .where(outbox.c.message_id == message_id, self._due(row.recipient, now))
-                .values(state=State.SENDING.value, next_attempt_at=now + self.policy.lease)
-            ).rowcount
-        return _queued(row) if claimed == 1 else None
+                .where(outbox.c.message_id.in_(list(message_ids)), or_(*(self._due(r, now) for r in recipients)))
+                .values(state=State.SENDING.value, next_attempt_at=lease_end, claim_token=token)
+            )
+            rows = conn.execute(
+                select(outbox).where(outbox.c.message_id.in_(list(message_ids)),
+                                     outbox.c.state == State.SENDING.value, outbox.c.claim_token == token)
+                .order_by(outbox.c.created_at, outbox.c.message_id)
+            ).all()
+        return [_queued(r) for r in rows]
 
     def release(self, message_id: str, reason: str, now: datetime) -> None:
         """Give a claimed message back untouched (no attempt counted): the pass stopped before trying it."""

@@ -127,3 +127,13 @@ def test_outbox_cli_lists_retries_and_purges(demo_run, demo_config, tmp_path):
     assert bad.returncode == 2 and "cannot be retried" in bad.stderr
     purged = subprocess.run([*cli, "purge", "--home", str(home), "--days", "1"], capture_output=True, text=True)
     assert purged.returncode == 0 and "purged 0 delivered payload(s)" in purged.stdout
+
+
+def test_claim_many_takes_only_due_ids_once(box):
+    for n in (1, 2, 3):
+        box.enqueue(_message(n), f"jail:{n}", T0)
+    box.claim(_message(2).message_id, T0)  # another pass holds this one
+    ids = [_message(n).message_id for n in (1, 2, 3)]
+    taken = box.claim_many(ids, T0)
+    assert [m.message_id for m in taken] == [ids[0], ids[2]]
+    assert box.claim_many(ids, T0) == []
