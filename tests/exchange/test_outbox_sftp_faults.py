@@ -120,3 +120,36 @@ def test_our_process_killed_mid_batch_then_started_again(sshd_factory, demo_conf
     assert "failed=0 dead=0" in out
     total = _assert_exactly_once(home, server)
     assert delivered_before < total
+
+
+def test_a_changed_host_key_stops_the_pass_with_nothing_sent_and_nothing_dead_lettered(sshd_factory, demo_config,
+                                                                                          tmp_path):
+    from exchange import pipeline
+    from exchange.runtime import open_exchange
+    from transforms.model import SecurityError
+
+    server = sshd_factory()
+    home = mint_demo_home(tmp_path)
+    config = _exchange(home, server, demo_config)
+    raw = yaml.safe_load(config.read_text())
+    raw["source"]["path"] = str(small_demo_drop(home / "drop20", 20))
+    config.write_text(yaml.safe_dump(raw))
+    server.rotate_host_key()  # the server now presents a key other than the pinned one
+    ex = open_exchange(config, home)
+    try:
+        with pytest.raises(SecurityError, match="host key CHANGED") as info:
+            pipeline.run(ex)
+        assert "nothing sent" in str(info.value)
+        counts = ex.outbox.counts()
+        assert set(counts) == {"queued"} and counts["queued"] > 10  # all waiting, none failed or dead
+        assert all(e.attempts == 0 for e in ex.outbox.entries())
+    finally:
+        ex.close()
+    assert not (server.root / "inbox").exists()
+    server.known_hosts.write_text(server.known_hosts_line() + "\n")  # the recipient confirmed the new key
+    ex = open_exchange(config, home)
+    try:
+        assert pipeline.run(ex).delivered == counts["queued"]
+    finally:
+        ex.close()
+    assert _assert_exactly_once(home, server) == counts["queued"]
