@@ -197,3 +197,20 @@ def test_a_server_refusing_writes_is_retryable_and_nothing_is_half_written(sshd_
 def test_settings_repr_holds_no_secret():
     settings = SftpSettings("h", 22, "u", Path("k"), Path("kh"), "/in", passphrase="s3cret-pass")
     assert "s3cret-pass" not in repr(settings)
+
+
+def test_config_names_files_and_env_vars_and_a_missing_passphrase_variable_is_a_config_error(tmp_path, monkeypatch):
+    from exchange.config.transports import SftpTransportConfig
+    from exchange.wiring import build_transport
+    from transforms.model import ConfigError
+
+    config = SftpTransportConfig(kind="sftp", host="sftp.example.gov", username="feed", private_key="keys/id",
+                                 passphrase_env="NIEM_TEST_SFTP_PASSPHRASE", known_hosts="keys/known_hosts",
+                                 remote_dir="/in")
+    monkeypatch.delenv("NIEM_TEST_SFTP_PASSPHRASE", raising=False)
+    with pytest.raises(ConfigError, match="NIEM_TEST_SFTP_PASSPHRASE.*is not set"):
+        build_transport(config, recipient_id="state", home=tmp_path, clock=_clock)
+    monkeypatch.setenv("NIEM_TEST_SFTP_PASSPHRASE", "pass-value-77")
+    transport = build_transport(config, recipient_id="state", home=tmp_path, clock=_clock)
+    assert isinstance(transport, SftpTransport) and "pass-value-77" not in repr(transport._settings)
+    assert transport._settings.private_key == tmp_path / "keys/id"
