@@ -21,7 +21,7 @@ import os
 import ssl
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -250,7 +250,3 @@ def serve(app, *, host: str, port: int, certificate: Path, key: Path, client_ca:
                 ssl_ca_certs=str(client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED, log_level=log_level,
                 access_log=False)
 
-
-def trusted_paths(paths: Iterable[str | Path]) -> tuple[Path, ...]:
-    """Normalise configured signer certificate paths."""
-    return tuple(Path(p) for p in paths)
