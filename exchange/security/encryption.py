@@ -1,4 +1,4 @@
-"""W3C XML Encryption of a whole document to one recipient, and decryption on the receiving side.
+"""W3C XML Encryption of a whole document to one recipient or several, and decryption on the receiving side.
 
 What we write (``xmlsec1 --decrypt --privkey-pem recipient.key`` reads it)::
 
@@ -118,7 +118,9 @@ def decrypt(
     The content cipher must be AES-256-GCM (AES-CBC and 3DES-CBC only with ``allow_legacy=True``) and the
     key transport RSA-OAEP; the message must be encrypted to our key. The plaintext is returned as bytes
     with an XML declaration: parse it (or ``verify`` it) with the safe parser, like any received bytes.
-    Input over ``max_bytes`` is refused before parsing.
+    Input over ``max_bytes`` is refused before parsing; the decrypted bytes pass through safexml with the
+    same limit (a DTD, entities or a second root inside the ciphertext are refused). A message with one
+    EncryptedKey per recipient opens with any one recipient's key.
     """
     tree = parse_received(data, _SUBJECT, max_bytes=max_bytes)
     encrypted = tree.getroot()
