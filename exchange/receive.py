@@ -192,10 +192,11 @@ class Receiver:
     def _store(self, receipt: Receipt, content: bytes, source: str) -> None:
         """Record the message id and link both files into place in one transaction, or leave no trace."""
         receipt_bytes = json.dumps(receipt.to_json(), indent=2, sort_keys=True).encode() + b"\n"
-        staged = [(_stage(self.out_dir, content), receipt.plaintext_path),
-                  (_stage(self.out_dir, receipt_bytes), receipt.receipt_path)]
+        staged: list[tuple[Path, Path]] = []
         placed: list[Path] = []
         try:
+            staged.append((_stage(self.out_dir, content), receipt.plaintext_path))
+            staged.append((_stage(self.out_dir, receipt_bytes), receipt.receipt_path))
             with self.engine.begin() as conn:
                 conn.execute(insert(received).values(
                     message_id=receipt.message_id, message_type=receipt.message_type,

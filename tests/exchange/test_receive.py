@@ -251,3 +251,17 @@ def test_the_pipeline_refuses_to_encrypt_to_a_certificate_that_expired_after_loa
             assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
     finally:
         ex.close()
+
+
+def test_a_failure_while_placing_files_rolls_back_the_row_and_the_other_file(receiver, seal):
+    """The plaintext is linked into place, then the receipt's name is taken: both the plaintext and the
+    replay row must go, and the file that was already there stays untouched."""
+    squatter = receiver.out_dir / "msg-partial-1.receipt.json"
+    squatter.write_text("someone else's file")
+    before = snapshot(receiver)
+    with pytest.raises(SecurityError, match="already exists"):
+        receiver.receive(seal("msg-partial-1"))
+    assert snapshot(receiver) == before and not receiver.seen("msg-partial-1")
+    assert squatter.read_text() == "someone else's file"
+    squatter.unlink()
+    assert receiver.receive(seal("msg-partial-1")).message_id == "msg-partial-1"  # nothing was burnt
