@@ -32,10 +32,17 @@ def build_transport(config: TransportConfig, *, recipient_id: str, home: Path,
     if isinstance(config, SftpTransportConfig):
         from adapters.delivery.sftp import SftpSettings, SftpTransport
 
+        # an Airflow SFTP connection overrides the YAML: host, port, login, and the extras key_file,
+        # known_hosts, remote_dir, private_key_passphrase (the SFTP provider's names where it has one)
+        conn = credentials or {}
+        passphrase = conn.get("private_key_passphrase") or _secret(config.passphrase_env, recipient_id,
+                                                                    "passphrase_env")
         settings = SftpSettings(
-            host=config.host, port=config.port, username=config.username,
-            private_key=resolve(home, config.private_key), known_hosts=resolve(home, config.known_hosts),
-            remote_dir=config.remote_dir, passphrase=_secret(config.passphrase_env, recipient_id, "passphrase_env"),
+            host=conn.get("host", config.host), port=int(conn.get("port", config.port)),
+            username=conn.get("login", config.username),
+            private_key=resolve(home, conn.get("key_file", config.private_key)),
+            known_hosts=resolve(home, conn.get("known_hosts", config.known_hosts)),
+            remote_dir=conn.get("remote_dir", config.remote_dir), passphrase=passphrase,
             connect_timeout=config.connect_timeout, timeout=config.timeout,
         )
         return SftpTransport(settings, clock=clock)
