@@ -254,10 +254,19 @@ def load_dags(paths: list[Path]) -> tuple[dict[str, DAG], list[str]]:
             if config.name in origin:
                 raise ConfigError(str(path), "name", f"{config.name!r} is already the DAG id of "
                                   f"{origin[config.name].name}", "give each exchange a unique name")
-            dags[config.name] = build_dag(config, path)
-            origin[config.name] = path
+            built = build_dag(config, path)
         except ConfigError as error:
             problems.append(str(error))
+            continue
+        try:
+            built.validate()  # e.g. a schedule that is not a cron line: Airflow's check, named here
+        except Exception as error:  # noqa: BLE001 (any refusal of one DAG must not hide the others)
+            problems.append(str(ConfigError(str(path), "schedule" if "timetable" in type(error).__name__.lower()
+                                            else "airflow", f"{type(error).__name__}: {error}",
+                                            "use a cron line or preset such as @hourly")))
+            continue
+        dags[config.name] = built
+        origin[config.name] = path
     return dags, problems
 
 

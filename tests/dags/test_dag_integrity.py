@@ -81,6 +81,7 @@ def test_broken_yaml_files_are_import_errors_naming_file_and_key_and_the_other_d
     (configs / "bad-retries.yaml").write_text(yaml.safe_dump({**raw, "name": "bad-retries",
                                                               "airflow": {"retries": "often"}}))
     (configs / "not-yaml.yaml").write_text("name: [unclosed\n")
+    (configs / "bad-cron.yaml").write_text(yaml.safe_dump({**raw, "name": "bad-cron", "schedule": "every hour"}))
     (configs / "same-name.yaml").write_text(yaml.safe_dump(raw))  # a second DAG with an existing id
     monkeypatch.setenv("NIEM_EXCHANGE_CONFIGS", str(configs))
 
@@ -93,6 +94,7 @@ def test_broken_yaml_files_are_import_errors_naming_file_and_key_and_the_other_d
     assert "bad-retries.yaml: airflow.retries:" in error
     assert "not-yaml.yaml: line 1" in error or "not-yaml.yaml: line 2" in error
     assert "same-name.yaml: name:" in error
+    assert "bad-cron.yaml: schedule: AirflowTimetableInvalid" in error
 
 
 def test_parsing_the_dag_file_loads_config_models_only_not_the_pipeline(tmp_path):
