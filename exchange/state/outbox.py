@@ -109,7 +109,8 @@ class OutboxEntry:
 def ensure_columns(engine: Engine) -> None:
     """Add the columns later versions introduced to an outbox table created by an earlier one."""
     present = {c["name"] for c in inspect(engine).get_columns("outbox")}
-    wanted = {"next_attempt_at": "TIMESTAMP", "purged_at": "TIMESTAMP", "claim_token": "VARCHAR(36)"}
+    stamp = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "TIMESTAMP"
+    wanted = {"next_attempt_at": stamp, "purged_at": stamp, "claim_token": "VARCHAR(36)"}
     missing = [(n, t) for n, t in wanted.items() if n not in present]
     if missing:
         with engine.begin() as conn:

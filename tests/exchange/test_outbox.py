@@ -21,11 +21,35 @@ def _message(n: int, recipient: str = "state") -> QueuedMessage:
                          b"<enc/>", "ab" * 32, ("booking",), 0)
 
 
-@pytest.fixture
-def box(tmp_path) -> Outbox:
-    engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    return Outbox(engine, "ex", RetryPolicy(base=timedelta(seconds=10), cap=timedelta(seconds=100)),
-                  rng=random.Random(7))
+@pytest.fixture(scope="module")
+def postgres_state_url():
+    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
+    from tests.support.postgres import available, running_postgres
+
+    if not available():
+        pytest.skip("PostgreSQL server binaries not installed")
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def box(request, tmp_path):
+    """An outbox on SQLite (the default) and on PostgreSQL (the same code, by URL)."""
+    from exchange.state.db import metadata
+
+    url = (f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_state_url"))
+    engine = open_engine(url)
+    yield Outbox(engine, "ex", RetryPolicy(base=timedelta(seconds=10), cap=timedelta(seconds=100)),
+                 rng=random.Random(7))
+    if request.param == "postgresql":
+        metadata.drop_all(engine)
+    engine.dispose()
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC, PostgreSQL aware datetimes."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_below_it():
@@ -60,7 +84,7 @@ def test_failures_back_off_then_dead_letter(box):
     assert box.mark_failed(mid, "send: connection reset (will retry)", dead=False, now=T0) == "failed"
     [entry] = box.entries()
     assert entry.state == "failed" and entry.attempts == 1 and entry.last_error.startswith("send: connection")
-    assert T0 + timedelta(seconds=5) <= entry.next_attempt_at.replace(tzinfo=timezone.utc) <= T0 + timedelta(seconds=10)
+    assert T0 + timedelta(seconds=5) <= _utc(entry.next_attempt_at) <= T0 + timedelta(seconds=10)
     assert box.due("state", T0 + timedelta(seconds=4)) == []
     assert box.due("state", T0 + timedelta(seconds=10)) == [mid]
     box.claim(mid, T0 + timedelta(seconds=10))
