@@ -27,11 +27,11 @@ from niem_iepd import ns
 from transforms import consent as consent_rules
 from transforms.model import ClinicalRecord, ConfigError, ConsentRecord, RecordError
 from transforms.redaction import (
-    PART2_LABELS,
     Profile,
     Rule,
     derive_need_flag,
     is_part2_record,
+    is_substance_use,
     part2_notice,
     redact,
 )
@@ -119,9 +119,10 @@ def _token_key(path: Path) -> bytes:
 
 
 def part2_labelled(record: object) -> bool:
-    """True when the record holds any 42 CFR Part 2 information (program record, or a Part 2 label)."""
+    """True when the record holds any 42 CFR Part 2 information, treated conservatively: a Part 2 program's
+    record, a Part 2 / substance-use label, or any substance-use condition (ICD-10-CM F10-F19)."""
     if isinstance(record, ClinicalRecord):
-        return is_part2_record(record) or any(c.security_labels & PART2_LABELS for c in record.conditions)
+        return is_part2_record(record) or any(is_substance_use(c) for c in record.conditions)
     return bool(getattr(record, "part2_program", False))
 
 
