@@ -77,6 +77,7 @@ class RmsSqlSource:
         codes: Mapping[str, Mapping[str, str]] | None = None,
         default_tz: tzinfo | None = None,
         max_windows: int = 1000,
+        require_names: bool = True,
     ) -> None:
         """Read ``schema.table_name`` of ``engine`` (an Engine or a SQLAlchemy URL).
 
@@ -84,11 +85,18 @@ class RmsSqlSource:
         column mapped to ``incident_number`` / ``arrest_number``); ``codes`` adds county codes to the default
         code tables (``{"disposition": {"TRANS": "EMERGENCY_ROOM"}}``); ``default_tz`` is the zone of
         timestamps stored without an offset (rejected when None); ``today`` bounds birth dates;
-        ``max_windows`` caps one plan (a first sync of a large view is planned over several runs).
+        ``max_windows`` caps one plan (a first sync of a large view is planned over several runs);
+        ``require_names`` False reads arrests without names (de-identified extracts; counted, never linked).
         """
         if record_kind not in _KINDS:
             raise ConfigError("rms_sql source", "record_kind", "is not known", "use crisis_contact or arrest")
         canonical, self._required, number = _KINDS[record_kind]
+        if not require_names:
+            if record_kind != "arrest":
+                raise ConfigError("rms_sql source", "require_names", "may be false only for arrests",
+                                  "a crisis contact names the person it is about")
+            self._required = tuple(c for c in self._required if c not in ("first_name", "last_name"))
+        self.require_names = require_names
         for key, value in (columns or {}).items():
             if key not in canonical:
                 raise ConfigError("rms_sql source", f"columns.{key}", "is not a field of this record kind",
@@ -195,7 +203,8 @@ class RmsSqlSource:
             if self.record_kind == "crisis_contact":
                 return crisis_contact_from_row(values, ref, today=self.today, codes=self._codes,
                                                default_tz=self.default_tz)
-            return arrest_from_row(values, ref, today=self.today, default_tz=self.default_tz)
+            return arrest_from_row(values, ref, today=self.today, default_tz=self.default_tz,
+                                   require_names=self.require_names)
         except RecordError as error:
             return Rejected(error)
 

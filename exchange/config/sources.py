@@ -57,6 +57,8 @@ class RmsSqlSourceConfig(Strict):
                                              "field: {disposition: {TRANS-ER: EMERGENCY_ROOM}}.")
     timezone: str | None = Field(None, description="IANA zone of timestamps stored without an offset "
                                                    "(e.g. America/Chicago); such rows are rejected when absent.")
+    require_names: bool = Field(True, description="false: read arrests without names (de-identified extracts; "
+                                                  "counted and mapped, never linked to a person).")
 
     @model_validator(mode="after")
     def _one_url(self) -> RmsSqlSourceConfig:

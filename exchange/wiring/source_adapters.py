@@ -43,7 +43,7 @@ def build_record_source(config: RecordSourceConfig, *, home: Path, now: datetime
         return RmsSqlSource(resolve_url(home, url or ""), table_name=config.table, schema=config.db_schema,
                             record_kind=config.record_kind, today=now.date(), system=config.system,
                             columns=config.columns or None, key_column=config.key_column,
-                            codes=config.codes or None, default_tz=zone)
+                            codes=config.codes or None, default_tz=zone, require_names=config.require_names)
     if isinstance(config, FhirBundleSourceConfig):
         from adapters.sources.fhir import FhirBundleSource
 

@@ -93,15 +93,19 @@ def crisis_contact_from_row(row: Mapping[str, object], ref: SourceRef, *, today:
 
 
 def arrest_from_row(row: Mapping[str, object], ref: SourceRef, *, today: date,
-                    default_tz: tzinfo | None = None) -> Arrest:
-    """One arrests row -> Arrest (with its one charge when ``statute`` is filled)."""
+                    default_tz: tzinfo | None = None, require_names: bool = True) -> Arrest:
+    """One arrests row -> Arrest (with its one charge when ``statute`` is filled).
+
+    ``require_names`` False accepts rows without a name (de-identified open-data extracts such as Baltimore's
+    "BPD Arrests"): such arrests can be counted and mapped, not linked to a person.
+    """
     field = "row"
     try:
         field = "arrest_number"
         number = v.text(row.get("arrest_number"), required=True).upper()
         field = "incident_number"
         incident = v.text(row.get("incident_number")).upper()
-        person = _person(row, today)
+        person = _person(row, today, require_names=require_names)
         field = "arrested_at"
         arrested_at = v.a_datetime(row.get("arrested_at"), default_tz=default_tz)
         field = "agency"
@@ -134,10 +138,11 @@ class _PersonProblem(Exception):
         self.field, self.reason = field, reason
 
 
-def _person(row: Mapping[str, object], today: date) -> PersonIdentity:
+def _person(row: Mapping[str, object], today: date, *, require_names: bool = True) -> PersonIdentity:
     """The person columns of an RMS row (birth date optional: many RMS records lack it)."""
     parsers = {
-        "first_name": lambda x: v.name(x, required=True), "last_name": lambda x: v.name(x, required=True),
+        "first_name": lambda x: v.name(x, required=require_names),
+        "last_name": lambda x: v.name(x, required=require_names),
         "middle_name": v.name, "suffix": v.name, "dob": lambda x: v.birth_date(x, today=today),
         "sex": v.sex, "race": v.race, "person_id": lambda x: v.text(x).upper(),
         "state_id": lambda x: v.text(x).upper(), "fbi_number": lambda x: v.text(x).upper(), "ssn": _ssn,
