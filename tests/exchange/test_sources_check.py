@@ -54,3 +54,36 @@ def test_unknown_kind_and_missing_path_are_usage_errors(tmp_path: Path) -> None:
     assert _cli("ldap", "x", cwd=tmp_path).returncode == 2
     missing = _cli("fhir-ndjson", str(tmp_path / "nope"), cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in " ".join(missing.stderr.split())
+
+
+def test_fhir_rest_check_with_smart_auth_against_a_real_server(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.support.fhir_server import CLIENT_ID, FhirServer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "client.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = FhirServer(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    stamp = {"lastUpdated": "2026-11-01T12:00:00+00:00"}
+    server.resources = [
+        {"resourceType": "Patient", "id": "p1", "meta": stamp, "name": [{"family": "Doe", "given": ["Jo"]}]},
+        {"resourceType": "Condition", "id": "c1", "meta": stamp, "subject": {"reference": "Patient/p1"},
+         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F20.9"}]}},
+        {"resourceType": "Condition", "id": "c2", "meta": stamp, "subject": {"reference": "Patient/ghost"}},
+    ]
+    server.thread.start()
+    try:
+        done = _cli("fhir-rest", f"{server.base}/fhir", "--token-url", f"{server.base}/token", "--client-id",
+                    CLIENT_ID, "--private-key", str(tmp_path / "client.pem"), "--key-id", "k1", "--json",
+                    cwd=tmp_path)
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["records"] == {"ClinicalRecord": 1}
+    assert list(report["quarantined"]) == ["Patient: is referred to by changed resources but the server has no "
+                                           "such Patient"]
