@@ -19,7 +19,7 @@ from datetime import date, tzinfo
 from pathlib import Path
 
 from transforms.model import ClinicalRecord, PermanentError, RecordError, Rejected, RetryableError, SourceRef, Window
-from transforms.model.hl7v2 import Encoding, record_from_adt
+from transforms.model.hl7v2 import READ_EVENTS, Encoding, event_of, record_from_adt
 
 PARTIAL_SUFFIXES = (".part", ".tmp")
 MAX_MESSAGE_CHARS = 1_000_000
@@ -114,11 +114,17 @@ class Hl7v2FileSource:
             return Rejected(RecordError(str(ref), "(message)", f"is longer than {MAX_MESSAGE_CHARS} characters"))
         if not text.startswith("MSH") or len(text) < 8:
             return Rejected(RecordError(str(ref), "MSH", "the message does not start with an MSH segment"))
+        enc = Encoding(text[3], *(text[4:8]))
+        msh = text.split("\r", 1)[0].split(enc.field)
+        msh.insert(1, enc.field)
+        if event_of([msh], enc) not in READ_EVENTS:
+            # Decided before the (costly) full parse: feeds carry many events this source does not read.
+            return Rejected(RecordError(str(ref), "MSH-9", "is a trigger event this source does not read (reads: "
+                                        + ", ".join(sorted(READ_EVENTS)) + ")"))
         try:
             parse_message(text, find_groups=False, validation_level=VALIDATION_LEVEL.TOLERANT)
         except (HL7apyException, ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
             return Rejected(RecordError(str(ref), "(message)", f"cannot be parsed as HL7 v2 ({type(exc).__name__})"))
-        enc = Encoding(text[3], *(text[4:8]))
         segments: list[list[str]] = []
         # Fields are read from the message as sent, not from hl7apy's re-serialisation: for v2.8 it drops fields
         # the version withdrew (EVN-1), which would shift every later field of the segment.
