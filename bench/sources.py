@@ -54,6 +54,7 @@ def _report(name: str, units: int, ours: float, raw: float, result: tuple[int, i
 
 
 def bench_rms(work: Path, rows: int, batch: int) -> None:
+    """RMS view in SQLite vs a plain SELECT."""
     import sqlalchemy as sa
 
     from adapters.sources.rms_sql import RmsSqlSource
@@ -74,6 +75,7 @@ def bench_rms(work: Path, rows: int, batch: int) -> None:
 
 
 def bench_jail(work: Path, rows: int, batch: int) -> None:
+    """Jail CSV drop vs csv.reader."""
     from adapters.sources.jail_csv import JailCsvSource
 
     drop = work / "jail"
@@ -111,6 +113,7 @@ def _fhir_resources(resources: int) -> list[list[dict]]:
 
 
 def bench_fhir(work: Path, resources: int, batch: int) -> None:
+    """FHIR NDJSON export and bundles vs json.loads."""
     from adapters.sources.fhir import FhirBundleSource, FhirNdjsonSource
 
     patients = _fhir_resources(resources)
@@ -124,6 +127,7 @@ def bench_fhir(work: Path, resources: int, batch: int) -> None:
                         handle.write(json.dumps(r) + "\n")
 
     def raw_ndjson() -> int:
+        """Parse every line of every file."""
         return sum(1 for f in export.glob("*.ndjson") for line in f.open() if json.loads(line))
 
     raw, _ = _timed(raw_ndjson)
@@ -142,6 +146,7 @@ def bench_fhir(work: Path, resources: int, batch: int) -> None:
 
 
 def bench_nibrs(work: Path, rows: int, batch: int) -> None:
+    """NIBRS flat file vs slicing the fields."""
     from adapters.sources.nibrs import NibrsFlatFileSource
 
     drop = work / "nibrs"
@@ -155,6 +160,7 @@ def bench_nibrs(work: Path, rows: int, batch: int) -> None:
 
 
 def bench_hl7(work: Path, messages: int, batch: int) -> None:
+    """HL7 v2 ADT file vs splitting segments and fields."""
     from adapters.sources.hl7v2 import Hl7v2FileSource
 
     drop = work / "hl7"

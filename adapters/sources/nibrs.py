@@ -38,6 +38,7 @@ class _FileDrop:
         self.operation = operation
 
     def files(self) -> list[Path]:
+        """Complete files of the drop, in name order."""
         if self.path.is_file():
             return [self.path]
         if not self.path.is_dir():
@@ -46,6 +47,7 @@ class _FileDrop:
                       and not p.name.lower().endswith(PARTIAL_SUFFIXES))
 
     def name(self, file: Path) -> str:
+        """How a file is named in windows and references."""
         return file.name if self.path.is_dir() else str(file)
 
     def load(self, name: str, digest: str) -> bytes | None:
@@ -58,6 +60,7 @@ class _FileDrop:
         return data if hashlib.sha256(data).hexdigest() == digest else None
 
     def done(self, cursor: str | None) -> frozenset[str]:
+        """The digests of files the cursor lists as done."""
         if not cursor:
             return frozenset()
         try:

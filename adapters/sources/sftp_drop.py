@@ -215,9 +215,11 @@ class SftpDropPuller:
 class _Source(Protocol):
     system: str
 
-    def plan(self, cursor: str | None, max_records: int) -> list[Window]: ...
+    def plan(self, cursor: str | None, max_records: int) -> list[Window]:
+        """Windows past the cursor."""
 
-    def read(self, window: Window) -> Iterator[object]: ...
+    def read(self, window: Window) -> Iterator[object]:
+        """Items of a window."""
 
 
 class PulledDropSource:

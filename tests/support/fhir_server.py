@@ -37,7 +37,10 @@ class FhirServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output quiet
+            """Token endpoint (POST) and FHIR reads (GET) over the server's store."""
+
+            def log_message(self, *args: object) -> None:
+                """Keep test output quiet."""
                 pass
 
             def _send(self, status: int, body: object) -> None:
@@ -49,6 +52,7 @@ class FhirServer:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                """The SMART token endpoint: check the client assertion, issue a bearer token."""
                 form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
                 try:
                     assert form["grant_type"] == ["client_credentials"]
@@ -64,6 +68,7 @@ class FhirServer:
                 self._send(200, {"access_token": token, "token_type": "bearer", "expires_in": 300})
 
             def do_GET(self) -> None:  # noqa: N802
+                """``<Type>/<id>`` reads and ``<Type>?...`` searches, bearer token required."""
                 server.requests.append(self.path)
                 if self.headers.get("Authorization", "").removeprefix("Bearer ") not in server.tokens:
                     self._send(401, {"resourceType": "OperationOutcome"})

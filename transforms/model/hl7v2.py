@@ -71,18 +71,22 @@ class _Message:
         self.enc = enc
 
     def all(self, name: str) -> list[Sequence[str]]:
+        """Every segment named ``name``, in message order."""
         return [s for s in self.segments if s and s[0] == name]
 
     def first(self, name: str) -> Sequence[str] | None:
+        """The first segment named ``name``, or None."""
         found = self.all(name)
         return found[0] if found else None
 
     def reps(self, segment: Sequence[str] | None, n: int) -> list[str]:
+        """The repetitions of field ``n`` of ``segment`` (empty when absent)."""
         if segment is None or n >= len(segment) or not segment[n]:
             return []
         return segment[n].split(self.enc.repetition)
 
     def comp(self, value: str, c: int, sub: int = 0) -> str:
+        """Component ``c`` (0-based), subcomponent ``sub``, of one field repetition, unescaped."""
         comps = value.split(self.enc.component)
         if c >= len(comps):
             return ""
