@@ -135,9 +135,18 @@ def review_accept(review_id: int = typer.Argument(..., help="Review item id."), 
         moved = accept(engine, review_id, by, datetime.now(timezone.utc))
     except UnknownReviewError as error:
         fail(str(error), code=1)
-    for m in moved:
-        typer.echo(f"{m.system}:{m.record_id} {m.old} -> {m.new} (re-issue its messages)")
+    _print_moved(engine, moved)
     typer.echo(f"review {review_id} accepted")
+
+
+def _print_moved(engine, moved) -> None:
+    """Each moved record, and the messages sent for it under its old id (to be re-issued)."""
+    from exchange.state.person_curation import messages_to_reissue
+
+    for m in moved:
+        typer.echo(f"{m.system}:{m.record_id} {m.old} -> {m.new}")
+        for message_id, recipient, state in messages_to_reissue(engine, [m]):
+            typer.echo(f"    re-issue message {message_id} to {recipient} ({state})")
 
 
 @review_app.command("reject")
@@ -154,3 +163,50 @@ def review_reject(review_id: int = typer.Argument(..., help="Review item id."), 
     except UnknownReviewError as error:
         fail(str(error), code=1)
     typer.echo(f"review {review_id} rejected")
+
+
+@identity_app.command("merge")
+def merge_ids(
+    keep: str = typer.Argument(..., help="The shared id that stays."),
+    retire: str = typer.Argument(..., help="The shared id whose records move to KEEP."),
+    by: str = ACTOR,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the trail; no PHI)."),
+    config: Path = CONFIG,
+    home: Path = HOME,
+) -> None:
+    """Two ids are one person: move RETIRE's records to KEEP, with a trail entry per record."""
+    from datetime import datetime, timezone
+
+    from exchange.state.person_curation import merge
+
+    engine, _ = _engine(config, home)
+    moved = merge(engine, keep, retire, by, reason, datetime.now(timezone.utc))
+    if not moved:
+        fail(f"{retire} has no records to move to {keep}", code=1)
+    _print_moved(engine, moved)
+
+
+@identity_app.command("split")
+def split_id(
+    shared_id: str = typer.Argument(..., help="The shared id that holds two people."),
+    record: list[str] = typer.Option(..., "--record", help="SYSTEM:RECORD_ID to move to a new id (repeat)."),
+    by: str = ACTOR,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the trail; no PHI)."),
+    config: Path = CONFIG,
+    home: Path = HOME,
+) -> None:
+    """One id holds two people: move the given records to a new id, with a trail entry per record."""
+    from datetime import datetime, timezone
+
+    from exchange.state.person_curation import split
+
+    engine, _ = _engine(config, home)
+    records = [tuple(r.split(":", 1)) for r in record]
+    if any(len(r) != 2 for r in records):
+        fail("--record must be SYSTEM:RECORD_ID")
+    try:
+        new, moved = split(engine, shared_id, records, by, reason, datetime.now(timezone.utc))
+    except ValueError as error:
+        fail(str(error), code=1)
+    typer.echo(f"new id {new}")
+    _print_moved(engine, moved)

@@ -145,6 +145,24 @@ def split(engine: Engine, shared_id: str, records: list[tuple[str, str]], actor:
     return new, moved
 
 
+def messages_to_reissue(engine: Engine, moved: list[Moved]) -> list[tuple[str, str, str]]:
+    """Outbox messages built for moved records under their old id: (message id, recipient, state).
+
+    The outbox keys a message's record as ``system:record_id``; each of these carried an id that is no
+    longer the record's, so the recipient should get a corrected message (or a notice of the change).
+    """
+    from exchange.state.db import outbox
+
+    out = []
+    with engine.connect() as conn:
+        for m in moved:
+            out += [(r.message_id, r.recipient, r.state) for r in conn.execute(
+                select(outbox.c.message_id, outbox.c.recipient, outbox.c.state).where(
+                    outbox.c.record_key == f"{m.system}:{m.record_id}", outbox.c.shared_id == m.old)
+                .order_by(outbox.c.created_at))]
+    return out
+
+
 def history(engine: Engine, shared_id: str) -> list[Event]:
     """Every trail entry that moved a record to or from ``shared_id``, oldest first."""
     with engine.connect() as conn:

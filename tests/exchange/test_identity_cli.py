@@ -124,3 +124,33 @@ def test_review_list_accept_and_reject(tmp_path):
     again = _run("review", "reject", item.id, "--by", "clerk", "--config", config, "--home", tmp_path)
     assert again.exit_code == 1 and f"no open review item {item.id}" in again.output
     assert "no review items" in _run("review", "list", "--config", config, "--home", tmp_path).output
+
+
+def test_accept_names_messages_to_reissue_and_merge_split_leave_a_trail(tmp_path):
+    from sqlalchemy import insert
+
+    from exchange.state.db import outbox
+
+    config = _seed_review(tmp_path)
+    engine = open_engine(f"sqlite:///{tmp_path / 'var' / 'state.db'}")
+    [item] = person_curation.reviews(engine)
+    with engine.begin() as conn:  # a message already sent for the record under its provisional id
+        conn.execute(insert(outbox).values(
+            message_id="M-1", exchange="demo-booking", recipient="county-bh", record_key="ehr:MRN-1",
+            shared_id=item.shared_id, message_type="BookingNotification", state="delivered", attempts=1,
+            sha256="0" * 64, categories="[]", created_at=datetime(2026, 11, 24, tzinfo=timezone.utc)))
+    home = ("--config", config, "--home", tmp_path)
+    accepted = _run("review", "accept", item.id, "--by", "clerk", *home)
+    assert "re-issue message M-1 to county-bh (delivered)" in accepted.output
+
+    split = _run("split", item.candidate_shared_id, "--record", "ehr:MRN-1", "--by", "clerk",
+                 "--reason", "twins after all", *home)
+    assert split.exit_code == 0, split.output
+    new_id = split.output.split()[2]
+    assert f"ehr:MRN-1 {item.candidate_shared_id} -> {new_id}" in split.output
+    merged = _run("merge", item.candidate_shared_id, new_id, "--by", "clerk", "--reason", "checked", *home)
+    assert merged.exit_code == 0 and f"-> {item.candidate_shared_id}" in merged.output
+    assert [e.kind for e in person_curation.history(engine, item.candidate_shared_id)] == [
+        "accept", "split", "merge"]
+    nothing = _run("merge", item.candidate_shared_id, new_id, "--by", "clerk", "--reason", "again", *home)
+    assert nothing.exit_code == 1
