@@ -7,7 +7,9 @@ outbox directory and the webhook URL come from them, not from the YAML), and an 
 """
 from __future__ import annotations
 
+import email
 import json
+import socketserver
 import sqlite3
 import threading
 from collections import Counter
@@ -45,9 +47,42 @@ def webhook():
     server.server_close()
 
 
+@pytest.fixture
+def mail_server():
+    """A minimal real SMTP server on 127.0.0.1 (no TLS, no auth) that records each message it accepts."""
+    messages: list[str] = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(b"220 test ESMTP\r\n")
+            while line := self.rfile.readline():
+                verb = line[:4].upper()
+                if verb == b"DATA":
+                    self.wfile.write(b"354 go ahead\r\n")
+                    body = b"".join(iter(self.rfile.readline, b".\r\n"))
+                    messages.append(body.decode(errors="replace"))
+                    self.wfile.write(b"250 queued\r\n")
+                elif verb == b"QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:  # EHLO/HELO, MAIL, RCPT, RSET, NOOP
+                    self.wfile.write(b"250 ok\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], messages
+    server.shutdown()
+    server.server_close()
+
+
 def test_a_failing_recipient_fails_only_its_task_and_a_rerun_delivers_without_duplicates(
-        airflow_db, write_exchange, exchange_home, small_drop, monkeypatch, webhook, phi_canaries):
+        airflow_db, write_exchange, exchange_home, small_drop, monkeypatch, webhook, mail_server, phi_canaries):
     port, alerts = webhook
+    smtp_port, mails = mail_server
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({"conn_type": "smtp", "host": "127.0.0.1",
+        "port": smtp_port, "extra": {"from_email": "airflow@county.example", "disable_tls": True,
+                                     "disable_ssl": True}}))
     mount = exchange_home / "mnt" / "county"
     monkeypatch.setenv("AIRFLOW_CONN_OUTBOX_COUNTY", json.dumps({"conn_type": "fs", "extra": {"path": str(mount)}}))
     monkeypatch.setenv("AIRFLOW_CONN_NIEM_TEST_ALERTS", json.dumps(
@@ -58,7 +93,7 @@ def test_a_failing_recipient_fails_only_its_task_and_a_rerun_delivers_without_du
         county, state = raw["recipients"]
         county["connection"] = "outbox_county"
         state["transport"] = {"kind": "outbox", "path": "var/blocked"}
-        raw["airflow"]["on_failure"] = {"webhook_connection": "niem_test_alerts"}
+        raw["airflow"]["on_failure"] = {"webhook_connection": "niem_test_alerts", "email": ["it@county.example"]}
 
     write_exchange("dag-failing", edit)
     blocked = exchange_home / "var" / "blocked"
@@ -81,6 +116,13 @@ def test_a_failing_recipient_fails_only_its_task_and_a_rerun_delivers_without_du
     alert = json.loads(alerts[0]["body"])
     assert (alert["dag_id"], alert["task_id"], alert["map_index"]) == ("dag-failing", "deliver", 1)
     assert not [v for v in phi_canaries if v in alerts[0]["body"]]
+    # ... and so did the on-call mailbox
+    assert len(mails) == 1
+    mail = email.message_from_string(mails[0])
+    text = mail["Subject"] + "".join(part.get_payload(decode=True).decode() for part in mail.walk()
+                                     if not part.is_multipart())
+    assert "dag-failing.deliver failed" in text and "map_index: 1" in text
+    assert not [v for v in phi_canaries if v in text]
 
     # fix the recipient, then clear and rerun that one task instance
     blocked.unlink()
@@ -97,7 +139,7 @@ def test_a_failing_recipient_fails_only_its_task_and_a_rerun_delivers_without_du
     entries = ledger_rows(exchange_home, "dag-failing")
     assert Counter(recipient for recipient, _ in entries) == {"county-bh": len(county), "state-bh": len(state)}
     assert len(set(entries)) == len(entries)  # no message recorded (or sent) twice
-    assert len(alerts) == 1
+    assert len(alerts) == 1 and len(mails) == 1
 
     # the next scheduled run finds nothing new and delivers nothing twice
     later = load_dag("dag-failing").test(logical_date=utc(2026, 4, 2))
