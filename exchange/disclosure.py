@@ -63,7 +63,11 @@ class Prepared:
 
 
 def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict[str, RecipientPolicy]:
-    """Load every recipient's profile (errors name the profile file and key) and its token secret."""
+    """Load every recipient's profile (errors name the profile file and key) and its token secret.
+
+    A recipient whose profile does not list the exchange's message type is a configuration error rather
+    than a recipient that silently never receives anything.
+    """
     policies = {}
     for index, recipient in enumerate(config.recipients):
         path = profile_path(recipient.profile, home)
@@ -74,6 +78,10 @@ def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict
                 raise ConfigError(str(config_path), f"recipients.{index}.profile", f"{error.problem}: {path}",
                                   error.fix) from None
             raise
+        if profile.rule(config.message_type) is None:  # would silently receive nothing: refuse to start
+            raise ConfigError(str(config_path), f"recipients.{index}.profile",
+                              f"profile {profile.name!r} does not allow {config.message_type}",
+                              "choose a profile that lists this message type, or remove the recipient")
         classes = (profile.recipient_class, *recipient.classes)
         key = _token_key(resolve(home, f"{TOKEN_DIR}/{config.name}.{recipient.id}.secret"))
         policies[recipient.id] = RecipientPolicy(profile, classes, key)

@@ -215,14 +215,18 @@ def test_a_profile_that_breaks_the_iepd_quarantines_the_record_for_every_recipie
     assert {e.reason.split(" is invalid")[0] for e in entries} == {"message redacted for profile too-strict"}
 
 
-def test_a_recipient_whose_profile_lacks_the_message_type_receives_nothing(tmp_path):
+def test_a_recipient_whose_profile_lacks_the_message_type_is_refused_at_start_up(tmp_path):
+    """Default-deny would send such a recipient nothing, silently: the exchange refuses to start instead."""
+    from exchange.runtime import open_exchange
     from exchange.security import mint_dev_pki
+    from transforms.model import ConfigError
 
     home = tmp_path / "home"
     mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
                  recipients=["county-bh", "pd"], now=datetime.now(timezone.utc))
     config = exchange_yaml(home, small_drop(home / "drop", rows=5),
                            {"county-bh": "behavioral-health-provider", "pd": "law-enforcement"})
-    summary = run(config, home)
-    assert summary.delivered == summary.read - summary.quarantined > 0
-    assert not list((home / "var/outbox").glob("pd/*.xml"))
+    with pytest.raises(ConfigError) as info:
+        open_exchange(config, home)
+    assert info.value.key == "recipients.1.profile"
+    assert "'law-enforcement' does not allow BookingNotification" in str(info.value)
