@@ -139,6 +139,8 @@ class SoapTransport:
             raise RetryableError(operation, type(exc).__name__) from None
         except zeep.exceptions.XMLSyntaxError:
             raise RetryableError(operation, "response is not well-formed XML") from None
+        except zeep.exceptions.Error as exc:  # a reply that does not match the WSDL: the receiver may recover
+            raise RetryableError(operation, f"unexpected response ({type(exc).__name__})") from None
         if reply.MessageID != message_id or reply.PayloadDigest != digest:
             raise PermanentError(operation, "receipt does not match the message sent")
         return Receipt(message_id, f"{self._settings.endpoint}#receipt={reply.ReceiptID}", sha256, self._clock(),
