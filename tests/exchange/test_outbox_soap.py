@@ -41,6 +41,8 @@ def test_pipeline_over_soap_through_faults_ends_exactly_once(soap_server_factory
         ex.close()
     assert first.failed == 3 and first.dead == 0 and first.delivered == first.enqueued - 3
     assert first.enqueued > 30
+    errors = sorted(e.last_error.split(": ", 1)[1] for e in ex.outbox.entries(state="failed"))
+    assert errors == ["HTTP 500 (will retry)", "receiver fault (Server) (will retry)", "timed out (will retry)"]
 
     time.sleep(0.4)  # past every (test-sized) backoff
     ex = open_exchange(config, home)
