@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from exchange.commands import certs, consents, identity, ledger, outbox, receive, sources
+from exchange.commands import certs, consents, identity, iepd, ledger, outbox, receive, sources
 from exchange.commands.certs import DEMO_RECIPIENTS
 from exchange.commands.common import HOME, demo_config, fail
 
@@ -125,7 +125,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messag
     raise typer.Exit(1 if bad else 0)
 
 
-for _group in (certs, consents, identity, ledger, outbox, receive, sources):
+for _group in (certs, consents, identity, iepd, ledger, outbox, receive, sources):
     _group.register(app)
 
 
