@@ -156,6 +156,9 @@ def build_dag(config: ExchangeConfig, config_path: Path) -> DAG:
         start_date=datetime.combine(settings.start_date, time(), tzinfo=timezone.utc),
         catchup=settings.catchup,
         max_active_runs=1,
+        # only the DAGs this file keeps (module globals) count: one refused by load_dags must not be
+        # picked up by Airflow's auto-registration and bagged anyway
+        auto_register=False,
         default_args=default_args,
         tags=["niem-exchange", config.message_type, *settings.tags],
         doc_md=f"NIEM exchange `{config.name}` ({config.message_type}) from `{config_path}`: "
