@@ -22,6 +22,10 @@ from exchange.config.transports import TransportConfig
 from transforms.model import ConfigError
 
 
+MessageType = Literal["BookingNotification", "ReleaseNotification", "CrisisContactReport", "BehavioralHealthAlert"]
+"""The per-record message types (``transforms.mapping.BUILDERS``; a test keeps the two lists equal)."""
+
+
 class RecipientConfig(Strict):
     """One party that receives this exchange's messages."""
 
@@ -51,7 +55,7 @@ class ExchangeConfig(Strict):
     """One exchange: a source, a message type and its recipients."""
 
     name: Slug = Field(description="Exchange name; also the Airflow DAG id.")
-    message_type: Literal["BookingNotification"] = Field(description="IEPD message type built per record.")
+    message_type: MessageType = Field(description="IEPD message type built per record.")
     sender: str = Field(min_length=1, description="Our organization's name, as written in each message.")
     source: SourceConfig
     recipients: list[RecipientConfig] = Field(min_length=1)

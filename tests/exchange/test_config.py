@@ -56,3 +56,12 @@ def test_cli_prints_config_errors_without_a_traceback(tmp_path, demo_config):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "sender" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_offers_exactly_the_message_types_the_mapping_can_build():
+    from typing import get_args
+
+    from exchange.config import MessageType
+    from transforms.mapping import BUILDERS
+
+    assert set(get_args(MessageType)) == set(BUILDERS)
