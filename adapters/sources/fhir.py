@@ -24,7 +24,8 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
 
-from transforms.model import ClinicalRecord, ConsentRecord, PermanentError, RecordError, Rejected, RetryableError, \
+from adapters.sources.done_cursor import read_done, write_done
+from transforms.model import ClinicalRecord, ConsentRecord, RecordError, Rejected, RetryableError, \
     SourceRef, Window
 from transforms.model.fhir import CLINICAL_TYPES, patient_of, records_from_resources
 
@@ -95,7 +96,7 @@ class FhirBundleSource:
         """
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
-        done = _read_done(cursor, "fhir_bundle.plan")
+        done = read_done(cursor, "fhir_bundle.plan")
         pending: list[tuple[str, str]] = []
         present: set[str] = set()
         for file in self._files():
@@ -109,7 +110,7 @@ class FhirBundleSource:
             chunk = pending[start:start + max_records]
             done = done | {d for _, d in chunk}
             key = hashlib.sha256("".join(d for _, d in chunk).encode()).hexdigest()[:24]
-            windows.append(Window(key=f"bundles:{key}", cursor_after=_write_done(done),
+            windows.append(Window(key=f"bundles:{key}", cursor_after=write_done(done),
                                   spec={"files": [list(pair) for pair in chunk]}))
         return windows
 
@@ -181,7 +182,7 @@ class FhirNdjsonSource:
         """Windows of at most ``max_records`` Patient lines over an export not yet done."""
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
-        done = _read_done(cursor, "fhir_ndjson.plan")
+        done = read_done(cursor, "fhir_ndjson.plan")
         files = self._files()
         if not files:
             return []
@@ -197,7 +198,7 @@ class FhirNdjsonSource:
             last = start == stops[-1]
             windows.append(Window(
                 key=f"ndjson:{digest[:24]}:lines={start}-{stop}",
-                cursor_after=_write_done(done | {digest}) if last else _write_done(done),
+                cursor_after=write_done(done | {digest}) if last else write_done(done),
                 spec={"digest": digest, "start": start, "stop": stop, "last": last},
             ))
         return windows
@@ -282,17 +283,3 @@ def _lines(path: Path) -> Iterator[bytes | None]:
             yield line
 
 
-def _read_done(cursor: str | None, operation: str) -> frozenset[str]:
-    if not cursor:
-        return frozenset()
-    try:
-        done = json.loads(cursor)["done"]
-        if isinstance(done, list) and all(isinstance(d, str) for d in done):
-            return frozenset(done)
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise PermanentError(operation, "the cursor was not written by this source")
-
-
-def _write_done(done: frozenset[str] | set[str]) -> str:
-    return json.dumps({"done": sorted(done)}, separators=(",", ":"))

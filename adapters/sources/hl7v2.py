@@ -13,12 +13,12 @@ its fields are then read by position from the message as sent and mapped by :mod
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from datetime import date, tzinfo
 from pathlib import Path
 
-from transforms.model import ClinicalRecord, PermanentError, RecordError, Rejected, RetryableError, SourceRef, Window
+from adapters.sources.done_cursor import read_done, write_done
+from transforms.model import ClinicalRecord, RecordError, Rejected, RetryableError, SourceRef, Window
 from transforms.model.hl7v2 import READ_EVENTS, Encoding, event_of, record_from_adt
 
 PARTIAL_SUFFIXES = (".part", ".tmp")
@@ -69,7 +69,7 @@ class Hl7v2FileSource:
         """Windows of at most ``max_records`` messages over every file not yet done."""
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
-        done = _read_done(cursor)
+        done = read_done(cursor, "hl7v2.plan")
         windows = []
         for file in self._files():
             data = file.read_bytes()
@@ -83,7 +83,7 @@ class Hl7v2FileSource:
                 stop = min(start + max_records - 1, count)
                 if stop == count:
                     done = done | {digest}
-                windows.append(Window(key=f"hl7:{digest[:24]}:messages={start}-{stop}", cursor_after=_write_done(done),
+                windows.append(Window(key=f"hl7:{digest[:24]}:messages={start}-{stop}", cursor_after=write_done(done),
                                       spec={"file": self._name(file), "digest": digest, "start": start, "stop": stop}))
         return windows
 
@@ -142,17 +142,3 @@ class Hl7v2FileSource:
             return Rejected(error)
 
 
-def _read_done(cursor: str | None) -> frozenset[str]:
-    if not cursor:
-        return frozenset()
-    try:
-        done = json.loads(cursor)["done"]
-        if isinstance(done, list) and all(isinstance(d, str) for d in done):
-            return frozenset(done)
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise PermanentError("hl7v2.plan", "the cursor was not written by this source")
-
-
-def _write_done(done: frozenset[str]) -> str:
-    return json.dumps({"done": sorted(done)}, separators=(",", ":"))

@@ -25,17 +25,16 @@ import csv
 import fnmatch
 import hashlib
 import io
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from pathlib import Path
 
+from adapters.sources.done_cursor import read_done, write_done
 from transforms.model import (
     ConfigError,
     JailBooking,
-    PermanentError,
     RecordError,
     Rejected,
     RetryableError,
@@ -138,7 +137,7 @@ class JailCsvSource:
         """
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
-        done = _read_cursor(cursor)
+        done = read_done(cursor, "jail_csv.plan")
         windows: list[Window] = []
         for name, charges_name in self._candidates():
             unit = self._load(name, charges_name)
@@ -157,7 +156,7 @@ class JailCsvSource:
                     done = done | {unit.digest}
                 windows.append(Window(
                     key=f"{unit.digest[:16]}:rows={start}-{stop}",
-                    cursor_after=_write_cursor(done),
+                    cursor_after=write_done(done),
                     spec={"file": name, "charges_file": charges_name, "digest": unit.digest, "start": start,
                           "stop": stop, "rows": rows, "delimiter": delimiter,
                           "charges_delimiter": charges_delimiter},
@@ -361,17 +360,3 @@ def _charges_name(name: str) -> str | None:
     return name[:at] + ("BOOKING_CHARGES" if word.isupper() else "booking_charges") + name[at + len("bookings"):]
 
 
-def _read_cursor(cursor: str | None) -> frozenset[str]:
-    if not cursor:
-        return frozenset()
-    try:
-        done = json.loads(cursor)["done"]
-        if isinstance(done, list) and all(isinstance(d, str) for d in done):
-            return frozenset(done)
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise PermanentError("jail_csv.plan", "the cursor was not written by this source")
-
-
-def _write_cursor(done: frozenset[str] | set[str]) -> str:
-    return json.dumps({"done": sorted(done)}, separators=(",", ":"))

@@ -17,12 +17,12 @@ Both cursors list the SHA-256 of files fully done; ``.part``/``.tmp``/dot files 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from niem_iepd.safexml import UnsafeXMLError, parse
-from transforms.model import Arrest, PermanentError, RecordError, Rejected, RetryableError, SourceRef, Window
+from adapters.sources.done_cursor import read_done, write_done
+from transforms.model import Arrest, RecordError, Rejected, RetryableError, SourceRef, Window
 from transforms.model.nibrs import ARREST_LEVELS, arrest_from_flat_line, arrests_from_report, segment_level
 
 PARTIAL_SUFFIXES = (".part", ".tmp")
@@ -61,19 +61,7 @@ class _FileDrop:
 
     def done(self, cursor: str | None) -> frozenset[str]:
         """The digests of files the cursor lists as done."""
-        if not cursor:
-            return frozenset()
-        try:
-            done = json.loads(cursor)["done"]
-            if isinstance(done, list) and all(isinstance(d, str) for d in done):
-                return frozenset(done)
-        except (ValueError, KeyError, TypeError):
-            pass
-        raise PermanentError(self.operation, "the cursor was not written by this source")
-
-
-def _cursor(done: frozenset[str]) -> str:
-    return json.dumps({"done": sorted(done)}, separators=(",", ":"))
+        return read_done(cursor, self.operation)
 
 
 def _changed(system: str, name: str) -> Rejected:
@@ -106,7 +94,7 @@ class NibrsFlatFileSource:
                 stop = min(start + max_records - 1, lines)
                 if stop == lines:
                     done = done | {digest}
-                windows.append(Window(key=f"nibrs-flat:{digest[:24]}:lines={start}-{stop}", cursor_after=_cursor(done),
+                windows.append(Window(key=f"nibrs-flat:{digest[:24]}:lines={start}-{stop}", cursor_after=write_done(done),
                                       spec={"file": self._drop.name(file), "digest": digest, "start": start,
                                             "stop": stop}))
         return windows
@@ -150,7 +138,7 @@ class NibrsXmlSource:
             if digest in done:
                 continue
             done = done | {digest}
-            windows.append(Window(key=f"nibrs-xml:{digest[:24]}", cursor_after=_cursor(done),
+            windows.append(Window(key=f"nibrs-xml:{digest[:24]}", cursor_after=write_done(done),
                                   spec={"file": self._drop.name(file), "digest": digest}))
         return windows
 
