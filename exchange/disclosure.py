@@ -10,12 +10,9 @@ record is set aside (quarantined with a reason), never sent without it.
 from __future__ import annotations
 
 import copy
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -23,6 +20,7 @@ from lxml import etree
 from exchange.config import ExchangeConfig, RecipientConfig, resolve
 from exchange.consent_registry import ConsentRegistry
 from exchange.profiles import load_profile, profile_path
+from exchange.state.secrets import load_or_create_secret
 from niem_iepd import ns
 from transforms import consent as consent_rules
 from transforms.model import ClinicalRecord, ConfigError, ConsentRecord, RecordError
@@ -83,7 +81,7 @@ def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict
                               f"profile {profile.name!r} does not allow {config.message_type}",
                               "choose a profile that lists this message type, or remove the recipient")
         classes = (profile.recipient_class, *recipient.classes)
-        key = _token_key(resolve(home, f"{TOKEN_DIR}/{config.name}.{recipient.id}.secret"))
+        key = load_or_create_secret(resolve(home, f"{TOKEN_DIR}/{config.name}.{recipient.id}.secret"))
         policies[recipient.id] = RecipientPolicy(profile, classes, key)
     return policies
 
@@ -111,19 +109,6 @@ def ledger_terms(ex: Exchange, recipient: RecipientConfig, message_type: str) ->
     if rule is None:  # queued under a profile since changed: the recipient's own statement stands
         return {"purpose": recipient.purpose, "legal_basis": recipient.legal_basis, "accounting_exempt": ""}
     return {"purpose": rule.purpose, "legal_basis": rule.legal_basis, "accounting_exempt": rule.accounting_exempt}
-
-
-def _token_key(path: Path) -> bytes:
-    """The per-agreement token secret (created 0600 on first use; losing it changes every token)."""
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "w") as handle:
-            handle.write(value.hex())
-        return value
 
 
 def part2_labelled(record: object) -> bool:

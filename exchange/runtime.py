@@ -5,8 +5,6 @@ Airflow DAGs both call :func:`open_exchange`, so both run exactly the same pipel
 """
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ from exchange.state.db import open_engine
 from exchange.state.outbox import Outbox
 from exchange.state.person_index import PersonIndex, Thresholds
 from exchange.state.quarantine import Quarantine
+from exchange.state.secrets import load_or_create_secret
 from exchange.state.windows import WindowStore
 from exchange.wiring import build_source, build_transport
 from transforms.model import ConfigError, SecurityError
@@ -107,7 +106,7 @@ def open_exchange(
         home=home,
         engine=engine,
         source=source,
-        persons=PersonIndex(engine, _index_secret(resolve(home, config.index_secret)), exchange=name,
+        persons=PersonIndex(engine, load_or_create_secret(resolve(home, config.index_secret)), exchange=name,
                             thresholds=Thresholds(config.identity.link_threshold, config.identity.review_threshold)),
         windows=WindowStore(engine, name),
         quarantine=Quarantine(engine, name),
@@ -130,15 +129,3 @@ def _load(config_path: Path, key: str, loader):
     except SecurityError as exc:
         raise ConfigError(str(config_path), key, exc.reason, "renew or replace the certificate") from None
 
-
-def _index_secret(path: Path) -> bytes:
-    """Read the person-index HMAC secret, creating it (0600) on first use."""
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "w") as handle:
-            handle.write(value.hex())
-        return value
