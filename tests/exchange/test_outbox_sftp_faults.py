@@ -96,7 +96,9 @@ def test_sshd_stopped_mid_batch_then_restarted(sshd_factory, demo_config, tmp_pa
     config = _exchange(home, server, demo_config)
     runner = _start(config, home)
     _wait_for_files(server, 25, runner)
+    runner.send_signal(signal.SIGSTOP)  # freeze the sender so the cut lands mid-batch however loaded the box is
     server.stop()
+    runner.send_signal(signal.SIGCONT)
     out = _finish(runner)
     failed = int(out.split("failed=")[1].split()[0])
     assert failed > 0, out  # the rest were kept for a later pass, not dropped, not dead-lettered
