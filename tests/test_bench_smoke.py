@@ -1,0 +1,23 @@
+"""bench.pipeline runs end to end on a tiny drop and prints a row for every stage (no timing is asserted)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from bench import pipeline
+
+
+@pytest.mark.skipif(shutil.which("xmllint") is None or shutil.which("xmlsec1") is None,
+                    reason="the shell baseline needs xmllint and xmlsec1")
+def test_pipeline_bench_prints_every_stage_and_both_baselines(capsys):
+    # 50 bookings: the smallest drop the demo generator makes (it needs room for every kind of defect).
+    pipeline.main(["--records", "50", "--sample", "3"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for stage in pipeline.STAGES:
+        assert any(line.startswith(stage) for line in lines), f"no row for {stage!r}"
+    assert "floor (lxml XSD + xmlsec)" in out
+    assert "shell (xmllint + xmlsec1)" in out
+    assert "end to end vs floor:" in out and "end to end vs shell:" in out
+    assert "0 invalid" in out  # every built message passed XSD + Schematron
