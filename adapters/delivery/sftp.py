@@ -20,7 +20,6 @@ Errors name the operation and the error kind, never file contents.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import posixpath
 import re
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import paramiko
 
+from adapters.ssh import connect_pinned
 from transforms.model import PermanentError, Receipt, RetryableError, SecurityError
 
 MANIFEST = "MANIFEST.sha256"
@@ -131,40 +131,10 @@ class SftpTransport:
                 return self._sftp
             self.close()
         s = self._settings
-        client = paramiko.SSHClient()
-        host_keys = client.get_host_keys()
-        try:
-            host_keys.load(str(s.known_hosts))
-        except FileNotFoundError:
-            raise SecurityError(self._where, "known_hosts file not found; pin the server's host key "
-                                "before delivering") from None
-        lookup = s.host if s.port == 22 else f"[{s.host}]:{s.port}"
-        if host_keys.lookup(lookup) is None:
-            raise SecurityError(self._where, f"host key of {lookup} is not pinned in known_hosts; nothing "
-                                "sent (get the key from the recipient out of band and add it)")
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            pkey = paramiko.PKey.from_path(s.private_key, s.passphrase.encode() if s.passphrase else None)
-        except FileNotFoundError:
-            raise SecurityError(self._where, "client private key file not found") from None
-        except paramiko.SSHException:
-            raise SecurityError(self._where, "client private key cannot be read (wrong passphrase or "
-                                "format)") from None
-        try:
-            client.connect(s.host, s.port, username=s.username, pkey=pkey, look_for_keys=False,
-                           allow_agent=False, timeout=s.connect_timeout, banner_timeout=s.connect_timeout,
-                           auth_timeout=s.connect_timeout, channel_timeout=s.timeout)
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise SecurityError(self._where, f"host key CHANGED: server presented {exc.key.get_name()} "
-                                f"SHA256:{_fingerprint(exc.key)}, pinned SHA256:{_fingerprint(exc.expected_key)}; "
-                                "nothing sent (verify with the recipient, then update known_hosts)") from None
-        except paramiko.AuthenticationException:
-            client.close()
-            raise SecurityError(self._where, "authentication refused for our client key") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            client.close()
-            raise RetryableError(f"{self._where} connect", type(exc).__name__) from None
+        client = connect_pinned(host=s.host, port=s.port, username=s.username, private_key=s.private_key,
+                                known_hosts=s.known_hosts, passphrase=s.passphrase,
+                                connect_timeout=s.connect_timeout, channel_timeout=s.timeout, where=self._where,
+                                consequence="nothing sent")
         sftp = client.open_sftp()
         sftp.get_channel().settimeout(s.timeout)
         self._client, self._sftp = client, sftp
@@ -234,10 +204,6 @@ class SftpTransport:
         self._manifest.write(data)
         self._manifest.flush()
         self._manifest_needs_newline = False
-
-
-def _fingerprint(key: paramiko.PKey) -> str:
-    return base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 __all__ = ["MANIFEST", "SftpSettings", "SftpTransport"]

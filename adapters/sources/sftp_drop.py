@@ -39,7 +39,8 @@ from typing import Literal, Protocol
 
 import paramiko
 
-from transforms.model import RetryableError, SecurityError, Window
+from adapters.ssh import connect_pinned
+from transforms.model import RetryableError, Window
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".filepart", ".processed")
 """Remote names never pulled: still being written, or already marked processed."""
@@ -183,32 +184,9 @@ class SftpDropPuller:
     def _connect(self) -> paramiko.SSHClient:
         """An SSH connection with the host key pinned from known_hosts (never auto-added)."""
         s = self.settings
-        where = f"sftp pull {s.username}@{s.host}:{s.port}"
-        client = paramiko.SSHClient()
-        try:
-            client.get_host_keys().load(str(s.known_hosts))
-        except FileNotFoundError:
-            raise SecurityError(where, "known_hosts file not found; pin the server's host key first") from None
-        lookup = s.host if s.port == 22 else f"[{s.host}]:{s.port}"
-        if client.get_host_keys().lookup(lookup) is None:
-            raise SecurityError(where, f"host key of {lookup} is not pinned in known_hosts; nothing read")
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        try:
-            pkey = paramiko.PKey.from_path(s.private_key, s.passphrase.encode() if s.passphrase else None)
-        except (FileNotFoundError, paramiko.SSHException):
-            raise SecurityError(where, "client private key cannot be read") from None
-        try:
-            client.connect(s.host, s.port, username=s.username, pkey=pkey, look_for_keys=False,
-                           allow_agent=False, timeout=s.timeout, banner_timeout=s.timeout, auth_timeout=s.timeout)
-        except paramiko.BadHostKeyException:
-            client.close()
-            raise SecurityError(where, "host key CHANGED since it was pinned; nothing read") from None
-        except paramiko.AuthenticationException:
-            client.close()
-            raise SecurityError(where, "authentication refused for our client key") from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            client.close()
-            raise RetryableError(f"{where} connect", type(exc).__name__) from None
+        client = connect_pinned(host=s.host, port=s.port, username=s.username, private_key=s.private_key,
+                                known_hosts=s.known_hosts, passphrase=s.passphrase, connect_timeout=s.timeout,
+                                where=f"sftp pull {s.username}@{s.host}:{s.port}", consequence="nothing read")
         return client
 
 
