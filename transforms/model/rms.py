@@ -10,8 +10,9 @@ own vocabulary and common RMS spellings; a county adds its own codes through the
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, tzinfo
+from typing import Any
 
 from transforms.model import values as v
 from transforms.model.errors import RecordError
@@ -61,35 +62,19 @@ def crisis_contact_from_row(row: Mapping[str, object], ref: SourceRef, *, today:
                             codes: Mapping[str, Mapping[str, str]] | None = None,
                             default_tz: tzinfo | None = None) -> CrisisContact:
     """One crisis-contact row -> CrisisContact; ``codes`` adds county codes per column to the defaults."""
-    field = "row"
-    try:
-        field = "incident_number"
-        number = v.text(row.get("incident_number"), required=True).upper()
-        person = _person(row, today)
-        field = "contact_at"
-        contact_at = v.a_datetime(row.get("contact_at"), default_tz=default_tz)
-        field = "agency"
-        agency = v.text(row.get("agency"))
-        field = "initiated_by"
-        initiated = v.code(row.get("initiated_by"), _table(INITIATORS, codes, "initiated_by"))
-        field = "reason"
-        reason = v.text(row.get("reason"))
-        field = "disposition"
-        disposition = v.code(row.get("disposition"), _table(DISPOSITIONS, codes, "disposition"))
-        field = "co_responder"
-        co_responder = v.flag(row.get("co_responder"))
-        field = "referral_to"
-        referral = v.text(row.get("referral_to"))
-        field = "updated_at"
-        updated = v.a_datetime(row.get("updated_at"), default_tz=default_tz)
-    except _PersonProblem as problem:
-        raise RecordError(str(ref), problem.field, problem.reason) from None
-    except v.FieldProblem as problem:
-        raise RecordError(str(ref), field, problem.args[0]) from None
-    assert contact_at is not None and updated is not None
-    return CrisisContact(ref=ref, incident_number=number, person=person, contact_at=contact_at, agency=agency,
-                         initiated_by=initiated, reason=reason, disposition=disposition,  # type: ignore[arg-type]
-                         updated_at=updated, co_responder=co_responder, referral_to=referral)
+    when = lambda x: v.a_datetime(x, default_tz=default_tz)  # noqa: E731
+    f = _parse(row, ref, today, {
+        "incident_number": lambda x: v.text(x, required=True).upper(),
+        "contact_at": when, "agency": v.text,
+        "initiated_by": lambda x: v.code(x, _table(INITIATORS, codes, "initiated_by")),
+        "reason": v.text,
+        "disposition": lambda x: v.code(x, _table(DISPOSITIONS, codes, "disposition")),
+        "co_responder": v.flag, "referral_to": v.text, "updated_at": when,
+    })
+    return CrisisContact(ref=ref, incident_number=f["incident_number"], person=f["person"],
+                         contact_at=f["contact_at"], agency=f["agency"], initiated_by=f["initiated_by"],
+                         reason=f["reason"], disposition=f["disposition"], updated_at=f["updated_at"],
+                         co_responder=f["co_responder"], referral_to=f["referral_to"])
 
 
 def arrest_from_row(row: Mapping[str, object], ref: SourceRef, *, today: date,
@@ -99,37 +84,41 @@ def arrest_from_row(row: Mapping[str, object], ref: SourceRef, *, today: date,
     ``require_names`` False accepts rows without a name (de-identified open-data extracts such as Baltimore's
     "BPD Arrests"): such arrests can be counted and mapped, not linked to a person.
     """
-    field = "row"
+    when = lambda x: v.a_datetime(x, default_tz=default_tz)  # noqa: E731
+    f = _parse(row, ref, today, {
+        "arrest_number": lambda x: v.text(x, required=True).upper(),
+        "incident_number": lambda x: v.text(x).upper(),
+        "arrested_at": when, "agency": v.text, "statute": lambda x: v.text(x).upper(),
+        "location": v.text, "updated_at": when,
+    }, require_names=require_names)
+    charges: tuple[Charge, ...] = ()
+    if f["statute"]:  # a blank statute means the row lists no charge: its description and severity are ignored
+        c = _parse(row, ref, today, {"charge_description": v.text,
+                                     "severity": lambda x: v.code(x, _SEVERITY, required=False)}, person=False)
+        charges = (Charge(1, f["statute"], c["charge_description"], c["severity"] == "F"),)
+    return Arrest(ref=ref, arrest_number=f["arrest_number"], person=f["person"], arrested_at=f["arrested_at"],
+                  agency=f["agency"], charges=charges, updated_at=f["updated_at"],
+                  incident_number=f["incident_number"], location_text=f["location"])
+
+
+def _parse(row: Mapping[str, object], ref: SourceRef, today: date, parsers: Mapping[str, Callable[[object], Any]],
+           *, require_names: bool = True, person: bool = True) -> dict[str, Any]:
+    """Parse the person columns (unless ``person`` is False), then each of ``parsers``' columns in order.
+
+    The first problem raises a RecordError naming the record and its column, never the value.
+    """
+    out: dict[str, Any] = {}
     try:
-        field = "arrest_number"
-        number = v.text(row.get("arrest_number"), required=True).upper()
-        field = "incident_number"
-        incident = v.text(row.get("incident_number")).upper()
-        person = _person(row, today, require_names=require_names)
-        field = "arrested_at"
-        arrested_at = v.a_datetime(row.get("arrested_at"), default_tz=default_tz)
-        field = "agency"
-        agency = v.text(row.get("agency"))
-        field = "statute"
-        statute = v.text(row.get("statute")).upper()
-        charges: tuple[Charge, ...] = ()
-        if statute:
-            field = "charge_description"
-            description = v.text(row.get("charge_description"))
-            field = "severity"
-            severity = v.code(row.get("severity"), _SEVERITY, required=False)
-            charges = (Charge(1, statute, description, severity == "F"),)
-        field = "location"
-        location = v.text(row.get("location"))
-        field = "updated_at"
-        updated = v.a_datetime(row.get("updated_at"), default_tz=default_tz)
+        if person:
+            out["person"] = _person(row, today, require_names=require_names)
     except _PersonProblem as problem:
         raise RecordError(str(ref), problem.field, problem.reason) from None
-    except v.FieldProblem as problem:
-        raise RecordError(str(ref), field, problem.args[0]) from None
-    assert arrested_at is not None and updated is not None
-    return Arrest(ref=ref, arrest_number=number, person=person, arrested_at=arrested_at, agency=agency,
-                  charges=charges, updated_at=updated, incident_number=incident, location_text=location)
+    for column, parse in parsers.items():
+        try:
+            out[column] = parse(row.get(column))
+        except v.FieldProblem as problem:
+            raise RecordError(str(ref), column, problem.args[0]) from None
+    return out
 
 
 class _PersonProblem(Exception):
