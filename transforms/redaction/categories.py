@@ -7,6 +7,8 @@ serves every message type that reuses NIEM components.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 #: Path suffix (prefixed names) -> category. Longest suffix wins.
 CATEGORIES: dict[str, str] = {
     "nx:MessageMetadata": "",  # about the message, not the person
@@ -48,6 +50,7 @@ PART2_CATEGORIES = frozenset({"diagnosis", "treatment"})
 PART2_LABELS = frozenset({"42CFRPart2", "ETH", "ETHUD", "OPIOIDUD", "SUD"})
 
 
+@lru_cache(maxsize=8192)  # a message type has a few dozen distinct paths; redaction asks for each leaf
 def category_of(path: str) -> str | None:
     """The category of the element at ``path`` (prefixed names); "" for non-personal, None if unknown."""
     best: tuple[int, str] | None = None

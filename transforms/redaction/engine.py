@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lxml import etree
 
@@ -57,10 +58,17 @@ def element_path(element: etree._Element, root: etree._Element) -> str:
 
 
 def _step(element: etree._Element) -> str:
-    if not isinstance(element.tag, str):
+    tag = element.tag
+    if not isinstance(tag, str):
         return "?"
-    name = etree.QName(element)
-    return f"{_PREFIX_OF.get(name.namespace, '?')}:{name.localname}"
+    step = _STEPS.get(tag)
+    if step is None:  # Clark notation -> prefixed name, once per distinct tag
+        name = etree.QName(tag)
+        step = _STEPS[tag] = f"{_PREFIX_OF.get(name.namespace, '?')}:{name.localname}"
+    return step
+
+
+_STEPS: dict[str, str] = {}
 
 
 def keyed_token(key: bytes, value: str) -> str:
@@ -102,6 +110,7 @@ def redact(
     return Redaction(out, categories, tuple(removed), part2_record and part2)
 
 
+@lru_cache(maxsize=8192)  # (path, allow-list) pairs repeat for every message of a type and profile
 def _permitted(path: str, allow: frozenset[str]) -> tuple[bool, bool]:
     """(kept, whole subtree allowed)."""
     if path in allow or any(path.startswith(a + "/") for a in allow):
@@ -173,10 +182,7 @@ def _apply(element: etree._Element, transform: Transform, key: bytes) -> None:
 def _categories(root: etree._Element, notes: dict[str, str]) -> tuple[tuple[str, ...], bool]:
     found: set[str] = set()
     part2 = False
-    for element in root.iter():
-        if not isinstance(element.tag, str) or len(element) or element is root:
-            continue
-        path = element_path(element, root)
+    for path in _leaf_paths(root, ""):
         category = category_of(path)
         if category == "":
             continue
@@ -185,3 +191,15 @@ def _categories(root: etree._Element, notes: dict[str, str]) -> tuple[tuple[str,
         note = next((n for p, n in notes.items() if path == p or path.startswith(p + "/")), "")
         found.add(f"{category} ({note})" if note else category)
     return tuple(sorted(found)), part2
+
+
+def _leaf_paths(element: etree._Element, path: str):
+    """The paths of the element leaves below ``element`` (what :func:`element_path` gives, built on the way down)."""
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        child_path = f"{path}/{_step(child)}" if path else _step(child)
+        if len(child):
+            yield from _leaf_paths(child, child_path)
+        else:
+            yield child_path
