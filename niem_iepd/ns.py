@@ -5,7 +5,7 @@ NIEM 6.0 namespaces are taken from the ``targetNamespace`` of the reference sche
 """
 from __future__ import annotations
 
-from lxml.builder import ElementMaker
+from lxml import etree
 from lxml.etree import QName
 
 NIEM_VERSION = "6.0"
@@ -57,9 +57,54 @@ MESSAGE_ROOTS: dict[str, QName] = {
     "ProgramMetrics": QName(PM, "ProgramMetrics"),
 }
 
-nc = ElementMaker(namespace=NC, nsmap={"nc": NC})
-j = ElementMaker(namespace=J, nsmap={"j": J})
-nx = ElementMaker(namespace=NX, nsmap={"nx": NX})
+class ElementFactory:
+    """``nc.PersonName(nc.PersonGivenName("Ann"))``: lxml's ``ElementMaker`` call style, for the builders' hot path.
+
+    Arguments are children (elements, appended in order), text (a string before any child element, or the
+    tail of the child element it follows) and attribute dicts; keyword arguments are attributes too. Unlike
+    ``ElementMaker``, which makes a new partial per attribute lookup and dispatches through a type map per
+    argument, each tag's constructor is made once and kept on the instance: building a message takes about
+    half the time. Anything else (None, numbers) is refused, as ``ElementMaker`` refuses it.
+    """
+
+    def __init__(self, namespace: str, prefix: str) -> None:
+        self._namespace = namespace
+        self._nsmap = {prefix: namespace}
+
+    def __getattr__(self, local: str):
+        if local.startswith("_"):
+            raise AttributeError(local)
+        tag, nsmap = f"{{{self._namespace}}}{local}", self._nsmap
+
+        def make(*children: object, **attributes: str) -> etree._Element:
+            element = etree.Element(tag, nsmap=nsmap)
+            last = None
+            for child in children:
+                if isinstance(child, str):
+                    if last is None:
+                        element.text = (element.text or "") + child
+                    else:
+                        last.tail = (last.tail or "") + child
+                elif isinstance(child, etree._Element):
+                    element.append(child)
+                    last = child
+                elif isinstance(child, dict):
+                    for name, value in child.items():
+                        element.set(name, value)
+                else:
+                    raise TypeError(f"{local}: cannot add a {type(child).__name__} to an element")
+            for name, value in attributes.items():
+                element.set(name, value)
+            return element
+
+        make.__name__ = local
+        setattr(self, local, make)  # found directly next time, without __getattr__
+        return make
+
+
+nc = ElementFactory(NC, "nc")
+j = ElementFactory(J, "j")
+nx = ElementFactory(NX, "nx")
 
 
 def q(prefix: str, local: str) -> QName:
