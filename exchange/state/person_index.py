@@ -23,12 +23,13 @@ import hmac
 import json
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, select
 
+from exchange.state.bulk import begin_write, chunks, insert_new
 from exchange.state.db import (
     crosswalk,
     person_blocks,
@@ -110,42 +111,38 @@ class PersonIndex:
         """The record's comparison tokens as keyed hashes (empty tokens stay empty: "unknown")."""
         return keyed_tokens(person_tokens(person), self._secret)
 
-    def link(self, system: str, record_id: str, person: PersonIdentity, now: datetime) -> Link:
+    def link(self, system: str, record_id: str, person: PersonIdentity, now: datetime, *,
+             conn: Connection | None = None) -> Link:
         """Find or create the person for a record, and remember its keys, tokens and crosswalk entry.
 
         A record seen before keeps its shared id (the crosswalk is consulted first), so re-reading a
         source never mints a second id for the same record. Then the strongest known deterministic key
-        wins; then the probabilistic tier decides (see the module docstring).
+        wins; then the probabilistic tier decides (see the module docstring). With ``conn`` the work joins
+        the caller's transaction (the caller commits); without, it commits on its own. For many records at
+        once, :meth:`link_many` does the same work for a fraction of the cost.
         """
-        hashed = [(self._hash(k), k) for k in match_keys(person, system)]
-        with self._engine.begin() as conn:
-            known = conn.execute(
-                select(crosswalk.c.shared_id).where(
-                    crosswalk.c.system == system, crosswalk.c.record_id == record_id
-                )
-            ).scalar_one_or_none()
-            if known:
-                return Link(known, "crosswalk")
-            rows = conn.execute(
-                select(person_keys.c.key_hash, person_keys.c.shared_id).where(
-                    person_keys.c.key_hash.in_([h for h, _ in hashed])
-                )
-            ).all()
-            found = {r.key_hash: r.shared_id for r in rows}
-            tokens = self.hashed_tokens(person)
-            blocks = [self._mac(f"block:{value}") for value in blocking_values(person_tokens(person))]
-            link = next((Link(found[h], k.kind) for h, k in hashed if h in found), None)  # strongest first
-            review = None
-            if link is None:
-                link, review = self._probabilistic(conn, system, record_id, tokens, blocks)
-            if link.rule in ("new", "review"):
-                conn.execute(insert(persons).values(shared_id=link.shared_id, created_at=now))
-            conn.execute(insert(crosswalk).values(
-                system=system, record_id=record_id, shared_id=link.shared_id, linked_at=now, rule=link.rule))
-            if review is not None:
-                self._enqueue_review(conn, system, record_id, link.shared_id, review, now)
-            self._remember(conn, system, record_id, link.shared_id, hashed, found, tokens, blocks)
-        return link
+        return self.link_many([(system, record_id, person)], now, conn=conn)[0]
+
+    def link_many(self, records: Sequence[tuple[str, str, PersonIdentity]], now: datetime, *,
+                  conn: Connection | None = None) -> list[Link]:
+        """Link ``(system, record id, person)`` records in order, in one transaction; one Link per record.
+
+        The outcome is exactly that of calling :meth:`link` on each record in turn: each record sees the
+        persons, keys and candidates the records before it created. What changes is the cost: one commit
+        for the whole batch (``conn``: the caller's transaction, which the caller commits), one query for
+        the crosswalk and one for the match keys of every record, and the new rows written with one
+        statement per table. Rows not yet written are written before any candidate search that could find
+        them (a record sharing a blocking value with an earlier one of the batch), so no search misses one.
+        """
+        if conn is None:
+            with self._engine.begin() as own:
+                return self.link_many(records, now, conn=own)
+        begin_write(conn)
+        batch = _Batch(self, conn, now)
+        batch.prefetch(records)
+        links = [batch.link(system, record_id, person) for system, record_id, person in records]
+        batch.write()
+        return links
 
     def _probabilistic(
         self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str]
@@ -170,76 +167,30 @@ class PersonIndex:
     def best_candidate(
         self, conn: Connection, tokens: dict[str, str], blocks: list[str]
     ) -> tuple[str, str, str, Score] | None:
-        """The highest-scoring known record sharing a blocking value: (system, record id, shared id, score)."""
+        """The highest-scoring known record sharing a blocking value: (system, record id, shared id, score).
+
+        Of candidates with the same weight, the first by (system, record id) wins, so the choice does not
+        depend on the order the database returns rows in.
+        """
         if not blocks:
-            return None
-        candidates = conn.execute(
-            select(person_blocks.c.system, person_blocks.c.record_id).where(
-                person_blocks.c.block_hash.in_(blocks)).distinct().limit(MAX_CANDIDATES)
-        ).all()
-        if not candidates:
             return None
         by_record: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
         shared: dict[tuple[str, str], str] = {}
-        for system_name in {c.system for c in candidates}:
-            ids = [c.record_id for c in candidates if c.system == system_name]
-            for row in conn.execute(
-                select(person_record_tokens.c.record_id, person_record_tokens.c.token,
-                       person_record_tokens.c.token_hash).where(
-                    person_record_tokens.c.system == system_name, person_record_tokens.c.record_id.in_(ids))
-            ):
-                by_record[(system_name, row.record_id)][row.token] = row.token_hash
-            for row in conn.execute(
-                select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
-                    crosswalk.c.system == system_name, crosswalk.c.record_id.in_(ids))
-            ):
-                shared[(system_name, row.record_id)] = row.shared_id
+        # One round trip: the candidates (at most MAX_CANDIDATES records), their shared ids and their tokens.
+        for row in conn.execute(_CANDIDATES, {"blocks": list(dict.fromkeys(blocks))}):
+            key = (row.system, row.record_id)
+            by_record[key][row.token] = row.token_hash
+            shared[key] = row.shared_id
         best = None
-        for key, other in by_record.items():
-            if key not in shared:
-                continue
-            result = score(tokens, other, self._parameters)
+        for key in sorted(by_record):
+            result = score(tokens, by_record[key], self._parameters)
             if best is None or result.weight > best[3].weight:
                 best = (key[0], key[1], shared[key], result)
         return best
 
     def _rejected(self, conn: Connection, system: str, record_id: str, candidate_shared: str) -> bool:
-        return conn.execute(select(person_reviews.c.id).where(
-            person_reviews.c.system == system, person_reviews.c.record_id == record_id,
-            person_reviews.c.candidate_shared_id == candidate_shared, person_reviews.c.status == "rejected",
-        )).first() is not None
-
-    def _enqueue_review(self, conn: Connection, system: str, record_id: str, shared_id: str,
-                        review: tuple[str, str, str, Score, str], now: datetime) -> None:
-        cand_system, cand_record, cand_shared, result, reason = review
-        conn.execute(insert(person_reviews).values(
-            exchange=self.exchange, system=system, record_id=record_id, shared_id=shared_id,
-            candidate_system=cand_system, candidate_record_id=cand_record, candidate_shared_id=cand_shared,
-            probability=f"{result.probability:.4f}", agreement=json.dumps(result.agreement(), sort_keys=True),
-            reason=reason, status="open", created_at=now,
-        ))
-
-    def _remember(self, conn: Connection, system: str, record_id: str, shared_id: str,
-                  hashed: list[tuple[str, MatchKey]], found: dict[str, str], tokens: dict[str, str],
-                  blocks: list[str]) -> None:
-        """Store the record's keys (first writer wins per key), tokens and blocking values."""
-        for key_hash, key in hashed:
-            if key_hash not in found:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(person_keys).values(
-                            key_hash=key_hash, kind=key.kind, strength=key.strength, shared_id=shared_id))
-                except IntegrityError:  # another task stored the same key meanwhile: first writer wins
-                    pass
-        rows = [{"system": system, "record_id": record_id, "token": name, "token_hash": value}
-                for name, value in tokens.items() if value]
-        rows += [{"system": system, "record_id": record_id, "token": f"key:{key.kind}", "token_hash": key_hash}
-                 for key_hash, key in hashed]
-        if rows:
-            conn.execute(insert(person_record_tokens), rows)
-        if blocks:
-            conn.execute(insert(person_blocks), [
-                {"block_hash": b, "system": system, "record_id": record_id} for b in dict.fromkeys(blocks)])
+        return conn.execute(_REJECTED, {"system": system, "record_id": record_id,
+                                        "candidate": candidate_shared}).first() is not None
 
     def count_persons(self) -> int:
         """How many distinct shared ids the index holds (retired ids included)."""
@@ -251,3 +202,121 @@ class PersonIndex:
         with self._engine.connect() as conn:
             return conn.execute(select(crosswalk.c.shared_id).where(
                 crosswalk.c.system == system, crosswalk.c.record_id == record_id)).scalar_one_or_none()
+
+
+_CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
+    crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
+_KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
+    person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
+_candidate = (select(person_blocks.c.system, person_blocks.c.record_id)
+              .where(person_blocks.c.block_hash.in_(bindparam("blocks", expanding=True)))
+              .distinct().limit(MAX_CANDIDATES).subquery("candidate"))
+_CANDIDATES = (
+    select(_candidate.c.system, _candidate.c.record_id, crosswalk.c.shared_id, person_record_tokens.c.token,
+           person_record_tokens.c.token_hash)
+    .join_from(_candidate, crosswalk, and_(crosswalk.c.system == _candidate.c.system,
+                                           crosswalk.c.record_id == _candidate.c.record_id))
+    .join(person_record_tokens, and_(person_record_tokens.c.system == _candidate.c.system,
+                                     person_record_tokens.c.record_id == _candidate.c.record_id))
+)
+"""Candidates sharing a blocking value, with the shared id and tokens of each (records lacking either are no
+candidates: they could not be scored or joined)."""
+_REJECTED = select(person_reviews.c.id).where(
+    person_reviews.c.system == bindparam("system"), person_reviews.c.record_id == bindparam("record_id"),
+    person_reviews.c.candidate_shared_id == bindparam("candidate"), person_reviews.c.status == "rejected")
+_WRITE_ORDER = (persons, crosswalk, person_keys, person_record_tokens, person_blocks, person_reviews)
+
+
+class _Batch:
+    """One :meth:`PersonIndex.link_many` call: the index as the database held it, plus what the batch added.
+
+    Crosswalk entries and match keys of the whole batch are read up front and kept in dicts that the batch
+    updates as it links, so a later record finds what an earlier one stored exactly as it would in the
+    database. New rows wait in ``_rows`` until :meth:`write`; the only query that could find them, the
+    candidate search, runs after a write whenever the record shares a blocking value with a waiting row.
+    """
+
+    def __init__(self, index: PersonIndex, conn: Connection, now: datetime) -> None:
+        self._index = index
+        self._conn = conn
+        self._now = now
+        self._crosswalk: dict[tuple[str, str], str] = {}
+        self._keys: dict[str, str] = {}  # key hash -> shared id: first writer wins
+        self._hashed: dict[tuple[str, str], list[tuple[str, MatchKey]]] = {}
+        self._rows: dict[Table, list[dict]] = {table: [] for table in _WRITE_ORDER}
+        self._waiting_blocks: set[str] = set()
+
+    def prefetch(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
+        """Read the crosswalk entries and the match keys of every record in a few queries."""
+        by_system: dict[str, list[str]] = defaultdict(list)
+        for system, record_id, person in records:
+            by_system[system].append(record_id)
+            if (system, record_id) not in self._hashed:
+                self._hashed[(system, record_id)] = [(self._index._hash(k), k) for k in match_keys(person, system)]
+        for system, record_ids in by_system.items():
+            for part in chunks(list(dict.fromkeys(record_ids))):
+                for row in self._conn.execute(_CROSSWALK_OF, {"system": system, "record_ids": list(part)}):
+                    self._crosswalk[(system, row.record_id)] = row.shared_id
+        hashes = list(dict.fromkeys(h for hashed in self._hashed.values() for h, _ in hashed))
+        for part in chunks(hashes):
+            for row in self._conn.execute(_KEYS_OF, {"hashes": list(part)}):
+                self._keys[row.key_hash] = row.shared_id
+
+    def link(self, system: str, record_id: str, person: PersonIdentity) -> Link:
+        """Link one record of the batch (prefetched); see :meth:`PersonIndex.link`."""
+        known = self._crosswalk.get((system, record_id))
+        if known:
+            return Link(known, "crosswalk")
+        index, now = self._index, self._now
+        hashed = self._hashed[(system, record_id)]
+        found = {h: self._keys[h] for h, _ in hashed if h in self._keys}
+        plain = person_tokens(person)
+        tokens = keyed_tokens(plain, index._secret)
+        blocks = [index._mac(f"block:{value}") for value in blocking_values(plain)]
+        link = next((Link(found[h], k.kind) for h, k in hashed if h in found), None)  # strongest first
+        review = None
+        if link is None:
+            if self._waiting_blocks.intersection(blocks):
+                self.write()  # the search must see the earlier records it could match
+            link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks)
+        rows = self._rows
+        if link.rule in ("new", "review"):
+            rows[persons].append({"shared_id": link.shared_id, "created_at": now})
+        rows[crosswalk].append({"system": system, "record_id": record_id, "shared_id": link.shared_id,
+                                "linked_at": now, "rule": link.rule})
+        self._crosswalk[(system, record_id)] = link.shared_id
+        if review is not None:
+            cand_system, cand_record, cand_shared, result, reason = review
+            rows[person_reviews].append({
+                "exchange": index.exchange, "system": system, "record_id": record_id, "shared_id": link.shared_id,
+                "candidate_system": cand_system, "candidate_record_id": cand_record,
+                "candidate_shared_id": cand_shared, "probability": f"{result.probability:.4f}",
+                "agreement": json.dumps(result.agreement(), sort_keys=True), "reason": reason, "status": "open",
+                "created_at": now, "decided_at": None, "decided_by": None,
+            })
+        # Keys: first writer wins (a key already stored, by us or anyone, keeps its shared id).
+        for key_hash, key in hashed:
+            if key_hash not in self._keys:
+                self._keys[key_hash] = link.shared_id
+                rows[person_keys].append({"key_hash": key_hash, "kind": key.kind, "strength": key.strength,
+                                          "shared_id": link.shared_id})
+        rows[person_record_tokens] += [{"system": system, "record_id": record_id, "token": name, "token_hash": value}
+                                       for name, value in tokens.items() if value]
+        rows[person_record_tokens] += [{"system": system, "record_id": record_id, "token": f"key:{key.kind}",
+                                        "token_hash": key_hash} for key_hash, key in hashed]
+        unique_blocks = list(dict.fromkeys(blocks))
+        rows[person_blocks] += [{"block_hash": b, "system": system, "record_id": record_id} for b in unique_blocks]
+        self._waiting_blocks.update(unique_blocks)
+        return link
+
+    def write(self) -> None:
+        """Insert the waiting rows, one executemany per table."""
+        dialect = self._conn.dialect.name
+        for table in _WRITE_ORDER:
+            rows = self._rows[table]
+            if rows:
+                # A key another writer stored meanwhile is kept as it is (first writer wins).
+                statement = insert_new(table, dialect) if table is person_keys else insert(table)
+                self._conn.execute(statement, rows)
+                self._rows[table] = []
+        self._waiting_blocks.clear()
