@@ -47,6 +47,7 @@ class RecipientPolicy:
     profile: Profile
     classes: tuple[str, ...]
     token_key: bytes
+    consent_secret: bytes = b""  # the exchange's index secret: consents on file are matched by its keyed hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict
     than a recipient that silently never receives anything.
     """
     policies = {}
+    index_secret = load_or_create_secret(resolve(home, config.index_secret))
     for index, recipient in enumerate(config.recipients):
         path = profile_path(recipient.profile, home)
         try:
@@ -82,7 +84,7 @@ def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict
                               "choose a profile that lists this message type, or remove the recipient")
         classes = (profile.recipient_class, *recipient.classes)
         key = load_or_create_secret(resolve(home, f"{TOKEN_DIR}/{config.name}.{recipient.id}.secret"))
-        policies[recipient.id] = RecipientPolicy(profile, classes, key)
+        policies[recipient.id] = RecipientPolicy(profile, classes, key, index_secret)
     return policies
 
 
@@ -91,9 +93,12 @@ def for_recipient(ex: Exchange, recipient: RecipientConfig, record: object, root
     """The pipeline's call: :func:`prepare` with the consents on file for the record's patient, read now."""
     consents: list[ConsentRecord] = []
     patient_id = getattr(record, "patient_id", "")
-    if patient_id and (part2_labelled(record) or _needs_consent(ex, recipient)):
-        consents = ConsentRegistry(ex.engine).for_patient(patient_id)
-    return prepare(ex.policies.get(recipient.id), recipient, ex.config.message_type, record, root, now, consents)
+    policy = ex.policies.get(recipient.id)
+    if policy is not None and patient_id and (part2_labelled(record) or _needs_consent(ex, recipient)):
+        # the record was linked before it was built: its shared id lets `consents list` show the person
+        shared_id = ex.persons.shared_id_of(ex.source.system, record.ref.record_id)
+        consents = ConsentRegistry(ex.engine, policy.consent_secret).for_patient(patient_id, shared_id=shared_id)
+    return prepare(policy, recipient, ex.config.message_type, record, root, now, consents)
 
 
 def _needs_consent(ex: Exchange, recipient: RecipientConfig) -> bool:

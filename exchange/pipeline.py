@@ -14,6 +14,7 @@ from exchange.runtime import Exchange
 from exchange.security import encrypt, sign
 from exchange.state import ledger
 from exchange.state.outbox import QueuedMessage, message_id
+from exchange.state.reissue import identity_of
 from exchange.state.windows import WindowCounts
 from niem_iepd import validator
 from transforms.mapping import BUILDERS, MessageHeader
@@ -67,7 +68,7 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
             quarantined += 1
             continue
         try:
-            queued = _queue_record(ex, item)
+            queued = _queue_record(ex, item, key)
         except RecordError as error:
             ex.quarantine.put(error, ex.clock())
             quarantined += 1
@@ -81,21 +82,28 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
     return counts
 
 
-def _queue_record(ex: Exchange, record) -> int | None:
-    """Queue the record's messages; None when every recipient already has this version of it."""
+def _queue_record(ex: Exchange, record, window_key: str | None = None) -> int | None:
+    """Queue the record's messages; None when every recipient already has this version of it.
+
+    Message ids cover the record's shared id once a merge or split has moved it (see
+    :mod:`exchange.state.reissue`): re-reading a window then re-issues exactly the moved records' messages.
+    """
     builder = BUILDERS[ex.config.message_type]
     if not isinstance(record, builder.record_type):
         raise RecordError(str(record.ref), "(record)", f"a {type(record).__name__} cannot become a "
                           f"{builder.message_type}")
     record_key = f"{ex.source.system}:{record.ref.record_id}"
     digest = record_digest(record)
-    ids = {r.id: message_id(ex.config.name, r.id, record_key, digest) for r in ex.config.recipients}
+    identity, shared = identity_of(ex.engine, ex.source.system, record.ref.record_id)
+    ids = {r.id: message_id(ex.config.name, r.id, record_key, digest, identity) for r in ex.config.recipients}
     done = ex.outbox.known(list(ids.values()))
     todo = [r for r in ex.config.recipients if ids[r.id] not in done]
     if not todo:
         return None
     now = ex.clock()
     link = ex.persons.link(ex.source.system, record.ref.record_id, record.person, now)
+    if shared is not None and link.shared_id != shared:  # moved meanwhile: the ids must name the new identity
+        return _queue_record(ex, record, window_key)
     queued = 0
     ready = []  # every recipient's message is built, redacted and valid before any is queued
     for recipient in todo:
@@ -123,7 +131,7 @@ def _queue_record(ex: Exchange, record) -> int | None:
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
                                 payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
-        queued += ex.outbox.enqueue(message, record_key, now)
+        queued += ex.outbox.enqueue(message, record_key, now, window_key)
     return queued
 
 

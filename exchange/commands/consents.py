@@ -18,12 +18,17 @@ def register(app: typer.Typer) -> None:
 
 
 def _registry(config: Path | None, home: Path):
-    from exchange.config import load_config, resolve_url
+    """The exchange's registry (patients matched by a keyed hash under its index secret) and its source system."""
+    from exchange.config import load_config, resolve, resolve_url
     from exchange.consent_registry import ConsentRegistry
     from exchange.state.db import open_engine
+    from exchange.state.secrets import load_or_create_secret
 
     cfg = load_config(config or demo_config())
-    return ConsentRegistry(open_engine(resolve_url(home.resolve(), cfg.state_url)))
+    home = home.resolve()
+    registry = ConsentRegistry(open_engine(resolve_url(home, cfg.state_url)),
+                               load_or_create_secret(resolve(home, cfg.index_secret)))
+    return registry, cfg.source.system
 
 
 @consents_app.command("load")
@@ -35,7 +40,8 @@ def consents_load(
     """Replace what this file (or directory) gave before; rows set aside are listed with field and reason."""
     if not path.exists():
         fail(f"{path}: does not exist; fix: pass a consent CSV, FHIR JSON file or directory")
-    loaded = _registry(config, home).load(path)
+    registry, system = _registry(config, home)
+    loaded = registry.load(path, system=system)
     for error in loaded.rejected:
         typer.echo(f"set aside: {error}")
     typer.echo(f"{len(loaded.consents)} consents on file from {path}; {len(loaded.rejected)} set aside")
@@ -45,18 +51,23 @@ def consents_load(
 
 @consents_app.command("list")
 def consents_list(
-    patient: str = typer.Argument(..., help="The EHR's patient reference (e.g. Patient/52)."),
+    patient: str = typer.Argument(None, help="Only this EHR patient (e.g. Patient/52); looked up by its keyed hash, "
+                                              "never stored or shown."),
+    person: str = typer.Option(None, "--person", help="Only this shared person id (NXP-...)."),
     config: Path = CONFIG,
     home: Path = HOME,
 ) -> None:
-    """Every consent on file for one patient, with its recipients, purpose, expiry and revocation."""
+    """Consents on file (all, one patient's or one person's): id, shared person id, status, recipients,
+    purpose, Part 2, signature, expiry and revocation. The patient reference is not shown: it is not stored."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("consent", "status", "recipients", "purpose", "Part 2", "signed", "expires", "revoked")
-    for c in _registry(config, home).for_patient(patient):
-        table.add_row(c.consent_id, c.status, ", ".join(c.recipients) or "(none)", c.purpose or "(none)",
-                      "yes" if c.part2 else "no", str(c.signed_on or ""),
+    registry, _ = _registry(config, home)
+    table = Table("consent", "person", "status", "recipients", "purpose", "Part 2", "signed", "expires", "revoked")
+    for row in registry.on_file(patient_id=patient, shared_id=person):
+        c = row.consent
+        table.add_row(c.consent_id, row.shared_id or "(not linked yet)", c.status, ", ".join(c.recipients) or "(none)",
+                      c.purpose or "(none)", "yes" if c.part2 else "no", str(c.signed_on or ""),
                       str(c.expires_on or c.expiry_event or ""), str(c.revoked_on or ""))
     Console().print(table)
 
@@ -75,6 +86,7 @@ def consents_revoke(
         day = date.fromisoformat(on)
     except ValueError:
         fail("--on: not a date; fix: write YYYY-MM-DD")
-    if not _registry(config, home).revoke(consent_id, day):
-        fail(f"consent {consent_id}: not on file; fix: `niem-exchange consents list PATIENT` shows the ids", code=1)
+    registry, _ = _registry(config, home)
+    if not registry.revoke(consent_id, day):
+        fail(f"consent {consent_id}: not on file; fix: `niem-exchange consents list` shows the ids", code=1)
     typer.echo(f"consent {consent_id} revoked on {day.isoformat()}")

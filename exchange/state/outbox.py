@@ -1,7 +1,9 @@
 """The outbox: every built message, its state, its attempts and its receipt. The guard against double delivery.
 
 A message id is a UUID5 of (exchange, recipient, record key, record digest): the same version of the same
-record for the same recipient always gets the same id, and the primary key refuses a second copy. Only
+record for the same recipient always gets the same id, and the primary key refuses a second copy. Once a
+merge or split has moved the record to another shared id, the id also covers that shared id and the move
+count (see :func:`message_id`), so the re-issue under the new id is a new message, sent once. Only
 payloads already signed and encrypted to their recipient are stored.
 
 States (:class:`State`)::
@@ -11,6 +13,7 @@ States (:class:`State`)::
        |                 +--RetryableError--> failed --(next_attempt_at reached)--> sending ...
        |                 +--PermanentError or max_attempts--> dead-letter
        +-------- `niem-exchange outbox retry` ----------------+
+    queued, failed, dead-letter --merge or split moves the record--> superseded (never sent; re-issued)
 
 ``built`` and ``signed`` name the steps before ``queued``; the pipeline builds, signs and encrypts a message in
 one step and inserts it as ``queued``, so today no row rests in them. A claim is an atomic
@@ -47,6 +50,7 @@ class State(str, enum.Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
     DEAD = "dead-letter"
+    SUPERSEDED = "superseded"  # never sent: a merge or split changed the record's shared id before delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +74,15 @@ class RetryPolicy:
         return timedelta(seconds=raw * factor)
 
 
-def message_id(exchange: str, recipient: str, record_key: str, digest: str) -> str:
-    """The idempotent id of one version of one record for one recipient."""
-    return str(uuid.uuid5(_NAMESPACE, f"{exchange}\x1f{recipient}\x1f{record_key}\x1f{digest}"))
+def message_id(exchange: str, recipient: str, record_key: str, digest: str, identity: str = "") -> str:
+    """The idempotent id of one version of one record for one recipient, under one identity.
+
+    ``identity`` is empty while the record has never been moved by a merge or split, so ids of unmoved
+    records are exactly those of earlier versions (an existing outbox is not sent again); after the n-th
+    move it is ``"<shared id>#<n>"``, which makes the re-issue under the new id a new message.
+    """
+    name = f"{exchange}\x1f{recipient}\x1f{record_key}\x1f{digest}"
+    return str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{identity}" if identity else name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,8 @@ def ensure_columns(engine: Engine) -> None:
     """Add the columns later versions introduced to an outbox table created by an earlier one."""
     present = {c["name"] for c in inspect(engine).get_columns("outbox")}
     stamp = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "TIMESTAMP"
-    wanted = {"next_attempt_at": stamp, "purged_at": stamp, "claim_token": "VARCHAR(36)"}
+    wanted = {"next_attempt_at": stamp, "purged_at": stamp, "claim_token": "VARCHAR(36)",
+              "window_key": "VARCHAR(200)"}
     missing = [(n, t) for n, t in wanted.items() if n not in present]
     if missing:
         with engine.begin() as conn:
@@ -137,8 +148,12 @@ class Outbox:
             rows = conn.execute(select(outbox.c.message_id).where(outbox.c.message_id.in_(list(message_ids))))
             return {r.message_id for r in rows}
 
-    def enqueue(self, message: QueuedMessage, record_key: str, now: datetime) -> bool:
-        """Store a message as queued; False when that id is already there (never a second copy)."""
+    def enqueue(self, message: QueuedMessage, record_key: str, now: datetime, window_key: str | None = None) -> bool:
+        """Store a message as queued; False when that id is already there (never a second copy).
+
+        ``window_key`` names the source window the message was built from, so a merge or split can have
+        that window read again to re-issue the message under the record's new shared id.
+        """
         try:
             with self._engine.begin() as conn:
                 conn.execute(
@@ -147,6 +162,7 @@ class Outbox:
                         record_key=record_key, shared_id=message.shared_id, message_type=message.message_type,
                         state=State.QUEUED.value, attempts=0, payload=message.payload, sha256=message.sha256,
                         categories=json.dumps(list(message.categories)), created_at=now, next_attempt_at=now,
+                        window_key=window_key,
                     )
                 )
         except IntegrityError:

@@ -3,8 +3,10 @@
 The person index never changes a record's shared id by itself. A person does it here: accepting a review
 item merges the record's provisional id into the candidate's person; :func:`merge` joins two ids that turn
 out to be one person; :func:`split` moves records that were wrongly joined to a fresh id. Each moved record
-gets a ``person_events`` row (when, what, from which id to which, who, why), and every function returns the
-records whose id changed, so the messages already sent for them can be re-issued with the new id.
+gets a ``person_events`` row (when, what, from which id to which, who, why) and one more on its move count,
+and every function returns the records whose id changed. In the same transaction,
+:func:`exchange.state.reissue.schedule` supersedes their messages still waiting under the old id and
+re-opens the source windows their messages came from, so the next run re-issues them under the new id.
 
 What a reviewer sees is what a reviewer needs: both records' references (system and record id, to look
 them up in the source systems they are entitled to use), the two shared ids, the match probability and,
@@ -17,10 +19,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from exchange.state.db import crosswalk, person_events, person_keys, person_record_tokens, person_reviews, persons
 from exchange.state.person_index import new_shared_id
+from exchange.state.reissue import schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ def accept(engine: Engine, review_id: int, actor: str, now: datetime) -> list[Mo
         source = _current(conn, row.shared_id)
         moved = _merge(conn, source, target, actor, f"review {review_id} accepted", now, "accept") \
             if source != target else []
+        schedule(conn, moved, now)
         conn.execute(update(person_reviews).where(person_reviews.c.id == review_id).values(
             status="accepted", decided_at=now, decided_by=actor))
     return moved
@@ -110,7 +114,9 @@ def merge(engine: Engine, keep: str, retire: str, actor: str, reason: str, now: 
         keep, retire = _current(conn, keep), _current(conn, retire)
         if keep == retire:
             return []
-        return _merge(conn, retire, keep, actor, reason, now, "merge")
+        moved = _merge(conn, retire, keep, actor, reason, now, "merge")
+        schedule(conn, moved, now)
+        return moved
 
 
 def split(engine: Engine, shared_id: str, records: list[tuple[str, str]], actor: str, reason: str,
@@ -142,6 +148,7 @@ def split(engine: Engine, shared_id: str, records: list[tuple[str, str]], actor:
         for system, record_id in sorted(wanted):
             _move(conn, system, record_id, shared_id, new, "split", actor, reason, now)
             moved.append(Moved(system, record_id, shared_id, new))
+        schedule(conn, moved, now)
     return new, moved
 
 
@@ -217,6 +224,6 @@ def _merge(conn: Connection, source: str, target: str, actor: str, reason: str, 
 def _move(conn: Connection, system: str, record_id: str, old: str, new: str, kind: str, actor: str,
           reason: str, now: datetime) -> None:
     conn.execute(update(crosswalk).where(crosswalk.c.system == system, crosswalk.c.record_id == record_id)
-                 .values(shared_id=new))
+                 .values(shared_id=new, moves=func.coalesce(crosswalk.c.moves, 0) + 1))
     conn.execute(insert(person_events).values(at=now, kind=kind, system=system, record_id=record_id,
                                               from_shared_id=old, to_shared_id=new, actor=actor, reason=reason))

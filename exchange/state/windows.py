@@ -3,6 +3,10 @@
 Planning stores each window a source proposes (idempotently, by key) in plan order. When a window is done,
 the cursor advances through the longest run of done windows from the start of the plan, so a window that
 failed in the middle is read again on the next run and nothing after it is skipped.
+
+Every planned window is also kept in ``window_archive`` (key, spec, no record values), so a window the
+cursor has long passed can be re-opened: a merge or split re-reads the windows whose messages carried a
+moved record's old shared id, to re-issue them (:mod:`exchange.state.reissue`).
 """
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from exchange.state.db import cursors, windows
+from exchange.state.db import cursors, window_archive, windows
 from transforms.model import Window
 
 
@@ -61,6 +65,13 @@ class WindowStore:
                         )
                 except IntegrityError:
                     pass  # planned before and still pending: keep its original place
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(window_archive).values(
+                            exchange=self._exchange, window_key=w.key, spec=json.dumps(w.spec),
+                            cursor_after=w.cursor_after))
+                except IntegrityError:
+                    pass  # archived when first planned
 
     def pending(self) -> list[str]:
         """Keys of windows not yet done, in plan order."""
@@ -116,3 +127,38 @@ class WindowStore:
                     windows.c.window_key.in_([r.window_key for r in prefix]),
                 )
             )
+
+    def reopen(self, keys: Sequence[str]) -> list[str]:
+        """Plan these already processed windows again (see :func:`reopen`); return the keys re-opened."""
+        with self._engine.begin() as conn:
+            return reopen(conn, self._exchange, keys)
+
+
+def reopen(conn: Connection, exchange: str, keys: Sequence[str]) -> list[str]:
+    """Make archived windows of ``exchange`` pending again, inside the caller's transaction.
+
+    A window still in the plan goes back to ``planned`` in its place; one the cursor has passed is appended
+    to the plan with the ``cursor_after`` of the plan's last window (or the current cursor), so completing
+    it never moves the cursor back. Keys never archived (planned before the archive existed) are skipped.
+    Returns the keys that are now pending.
+    """
+    reopened = []
+    for key in dict.fromkeys(keys):
+        archived = conn.execute(select(window_archive.c.spec, window_archive.c.cursor_after).where(
+            window_archive.c.exchange == exchange, window_archive.c.window_key == key)).first()
+        if archived is None:
+            continue
+        if conn.execute(update(windows).where(windows.c.exchange == exchange, windows.c.window_key == key)
+                        .values(status="planned")).rowcount:
+            reopened.append(key)
+            continue
+        last = conn.execute(select(windows.c.seq, windows.c.cursor_after).where(windows.c.exchange == exchange)
+                            .order_by(windows.c.seq.desc()).limit(1)).first()
+        cursor = last.cursor_after if last else conn.execute(
+            select(cursors.c.cursor).where(cursors.c.exchange == exchange)).scalar_one_or_none()
+        conn.execute(insert(windows).values(
+            exchange=exchange, window_key=key, seq=(last.seq if last else 0) + 1, spec=archived.spec,
+            cursor_after=cursor if cursor is not None else archived.cursor_after, status="planned",
+            records=0, quarantined=0, enqueued=0))
+        reopened.append(key)
+    return reopened

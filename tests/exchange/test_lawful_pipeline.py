@@ -139,7 +139,7 @@ def test_consent_registry_reload_and_revocation_take_effect_on_the_next_read(tmp
     from exchange.state.db import open_engine
 
     engine = open_engine(f"sqlite:///{tmp_path}/state.db")
-    registry = ConsentRegistry(engine)
+    registry = ConsentRegistry(engine, b"s" * 32)
     sheet = tmp_path / "consents.csv"
     header = "consent_id,patient_id,discloser,recipients,purpose,information,status,signed_on,expires_on," \
              "revoked_on,part2,expiry_event\n"
@@ -172,7 +172,7 @@ def test_leap_fhir_consent_examples_are_read_in_place_and_none_authorizes_a_name
     folder = SHARED / "data/fhir-consent-leap-cds/consents"
     if not folder.is_dir():
         pytest.skip("shared FHIR Consent examples absent")
-    registry = ConsentRegistry(open_engine(f"sqlite:///{tmp_path}/state.db"))
+    registry = ConsentRegistry(open_engine(f"sqlite:///{tmp_path}/state.db"), b"s" * 32)
     loaded = registry.load(folder)
     assert len(loaded.consents) + len(loaded.rejected) == len(list(folder.glob("*.json")))
     assert all(e.field == "identifier" for e in loaded.rejected)  # two files share one identifier

@@ -1,0 +1,112 @@
+"""Re-issuing what was sent under a shared id that a merge or split has since changed.
+
+We keep no plaintext records, so a corrected message can only be rebuilt from the source. Every outbox row
+names the source window it was built from (``outbox.window_key``) and every planned window is archived
+(``window_archive``). When :mod:`exchange.state.person_curation` moves records to another shared id, it calls
+:func:`schedule` inside the same transaction as the move, which
+
+1. supersedes each message of a moved record still waiting under the old id (``queued``, ``failed`` or
+   ``dead-letter``): it is never sent, its encrypted payload is dropped, its row and hash stay;
+2. re-opens, in each exchange concerned, the windows those messages came from (delivered ones included).
+
+The next run reads those windows again. A moved record now has a move count, and its message ids cover its
+new shared id and that count (:func:`exchange.state.outbox.message_id`), so its messages are new ids that
+go through the whole pipeline (build, validate, redact, sign, encrypt, outbox, deliver, ledger) once each;
+every other record of the window keeps its ids, which the outbox already knows, so nothing else is sent
+again. Because the move and the re-open commit together, a crash cannot lose a re-issue.
+
+A message in flight (``sending``) is left to finish: the recipient then has the old message and the
+re-issue. Messages from before windows were recorded (no ``window_key``) cannot be rebuilt automatically;
+:func:`schedule` reports them so an operator can act.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select, update
+
+from exchange.state.db import crosswalk, outbox, windows
+from exchange.state.outbox import State
+from exchange.state.windows import reopen
+
+if TYPE_CHECKING:
+    from exchange.state.person_curation import Moved
+
+WAITING = (State.QUEUED.value, State.FAILED.value, State.DEAD.value)
+"""States of a message not yet delivered and not in flight: superseded when its record moves."""
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """One message sent (or waiting) under a moved record's old id, and what re-issuing does with it."""
+
+    message_id: str
+    exchange: str
+    recipient: str
+    record: str  # "system:record_id"
+    old_shared_id: str
+    state: str  # after scheduling: delivered, sending or superseded (or waiting, when it cannot be rebuilt)
+    window_key: str | None  # None: built before windows were recorded; re-issue by hand
+    reopened: bool  # its window is pending, so the next run re-issues it
+
+
+def schedule(conn: Connection, moved: Sequence[Moved], now: datetime) -> list[Affected]:
+    """Supersede waiting messages of ``moved`` records and re-open their windows (caller's transaction)."""
+    rows = _rows(conn, moved)
+    stale = [r.message_id for r in rows if r.window_key and r.state in WAITING]
+    if stale:
+        conn.execute(
+            update(outbox).where(outbox.c.message_id.in_(stale), outbox.c.state.in_(WAITING))
+            .values(state=State.SUPERSEDED.value, payload=None, purged_at=now, next_attempt_at=None,
+                    last_error="superseded: a merge or split changed the record's shared id"))
+    by_exchange: dict[str, list[str]] = {}
+    for r in rows:
+        if r.window_key:
+            by_exchange.setdefault(r.exchange, []).append(r.window_key)
+    for exchange, keys in by_exchange.items():
+        reopen(conn, exchange, keys)
+    return _affected(conn, moved)
+
+
+def affected(engine: Engine, moved: Sequence[Moved]) -> list[Affected]:
+    """The messages of ``moved`` records under their old ids, as they stand now (read only)."""
+    with engine.connect() as conn:
+        return _affected(conn, moved)
+
+
+def _rows(conn: Connection, moved: Sequence[Moved]) -> list:
+    rows = []
+    for m in moved:
+        rows += conn.execute(
+            select(outbox.c.message_id, outbox.c.exchange, outbox.c.recipient, outbox.c.record_key,
+                   outbox.c.shared_id, outbox.c.state, outbox.c.window_key)
+            .where(outbox.c.record_key == f"{m.system}:{m.record_id}", outbox.c.shared_id == m.old)
+            .order_by(outbox.c.created_at, outbox.c.message_id)).all()
+    return rows
+
+
+def _affected(conn: Connection, moved: Sequence[Moved]) -> list[Affected]:
+    rows = _rows(conn, moved)
+    pending = {(r.exchange, r.window_key) for r in conn.execute(
+        select(windows.c.exchange, windows.c.window_key).where(
+            windows.c.window_key.in_({r.window_key for r in rows if r.window_key}), windows.c.status == "planned"))}
+    return [Affected(r.message_id, r.exchange, r.recipient, r.record_key, r.shared_id, r.state, r.window_key,
+                     (r.exchange, r.window_key) in pending) for r in rows]
+
+
+def identity_of(engine: Engine, system: str, record_id: str) -> tuple[str, str | None]:
+    """What a record's message ids cover of its identity: ``("", id)`` never moved, else ``("<id>#<n>", id)``.
+
+    The second item is the record's current shared id (None for a record the index has not seen). A record
+    never moved by a merge or split keeps the message ids it always had (``""``, see
+    :func:`exchange.state.outbox.message_id`).
+    """
+    with engine.connect() as conn:
+        row = conn.execute(select(crosswalk.c.shared_id, crosswalk.c.moves).where(
+            crosswalk.c.system == system, crosswalk.c.record_id == record_id)).first()
+    if row is None:
+        return "", None
+    return (f"{row.shared_id}#{row.moves}" if row.moves else ""), row.shared_id
