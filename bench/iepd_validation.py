@@ -9,7 +9,15 @@ rounds so drift hits all sides alike; each side's best round counts.
 - xsd: ``niem_iepd.validator.validate(tree, business_rules=False)``: the same libxml2 validation behind a
   lock, plus the ``structures:ref`` / ``nc:metadataRef`` check.
 - full: ``niem_iepd.validator.validate(tree)``: the above plus the Schematron rules (serialize, Saxon parse,
-  XSLT 3.0 transformation, SVRL parse).
+  one-pass XSLT 3.0 transformation returning only failures).
+
+The Schematron rules alone, three ways (the before/after of issue 10, measured in the same run):
+
+- rules, ISO skeleton + SVRL: what ``niem_iepd.rules.check`` did before: the ISO skeleton's stylesheet
+  (``rules.compiled_stylesheet()``), the message serialized and parsed by Saxon, the SVRL report serialized,
+  parsed by lxml and its locations evaluated.
+- rules, check: ``niem_iepd.rules.check(root)`` per message (one pass over the document, failures only).
+- rules, check_many: ``niem_iepd.rules.check_many(roots)`` over all the messages in one Saxon call.
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from niem_iepd import safexml, validator
+from niem_iepd import rules, safexml, validator
 
 SAMPLES = Path(validator.__file__).parent / "samples"
 
@@ -52,6 +60,37 @@ def _ours(messages: list[etree._ElementTree], business_rules: bool) -> Callable[
     return run
 
 
+def _skeleton(messages: list[etree._ElementTree]) -> Callable[[], None]:
+    """The rules as they ran before: ISO skeleton XSLT, SVRL serialized and parsed back, locations found."""
+    from saxonche import PySaxonProcessor
+
+    processor = PySaxonProcessor(license=False)
+    executable = processor.new_xslt30_processor().compile_stylesheet(
+        stylesheet_text=rules.compiled_stylesheet().decode("utf-8"))
+    builder = processor.new_document_builder()
+    svrl = "{http://purl.oclc.org/dsdl/svrl}"
+    roots = [tree.getroot() for tree in messages]
+
+    def run() -> None:
+        for root in roots:
+            document = builder.parse_xml(xml_text=etree.tostring(root, encoding="UTF-8").decode("utf-8"))
+            report = safexml.parse(executable.transform_to_string(xdm_node=document).encode("utf-8"))
+            for node in report.getroot().iter(f"{svrl}failed-assert", f"{svrl}successful-report"):
+                etree.ElementTree(root).xpath(node.get("location"))
+                raise AssertionError("a sample breaks a rule")
+    return run
+
+
+def _rules(messages: list[etree._ElementTree], batch: bool) -> Callable[[], None]:
+    roots = [tree.getroot() for tree in messages]
+
+    def run() -> None:
+        found = rules.check_many(roots) if batch else [rules.check(root) for root in roots]
+        if any(found):
+            raise AssertionError("a sample breaks a rule")
+    return run
+
+
 def main() -> None:
     """Measure and print messages per second and each side's time relative to the floor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,7 +98,10 @@ def main() -> None:
     arguments = parser.parse_args()
     messages = _messages()
     sides = {"floor (lxml XMLSchema loop)": _floor(messages), "xsd (validator, no rules)": _ours(messages, False),
-             "full (validator, XSD + Schematron)": _ours(messages, True)}
+             "full (validator, XSD + Schematron)": _ours(messages, True),
+             "rules, ISO skeleton + SVRL (before)": _skeleton(messages),
+             "rules, check (one pass)": _rules(messages, False),
+             "rules, check_many (one Saxon call)": _rules(messages, True)}
     for run in sides.values():  # warm up: compile schemas, start Saxon, compile the rules
         run()
     best = {name: float("inf") for name in sides}

@@ -1,14 +1,32 @@
-"""The IEPD's Schematron business rules (``schematron/niem-exchange.sch``), run on one message at a time.
+"""The IEPD's Schematron business rules (``schematron/niem-exchange.sch``): :func:`check` one message,
+:func:`check_many` a batch in one Saxon call.
 
-The rules use XPath 2.0 (date comparisons, ``matches``), which libxslt cannot evaluate. They are compiled
-once per process with the ISO Schematron XSLT 1 skeleton that ships with lxml (include, abstract expansion,
-SVRL), and the generated stylesheet is run at XSLT 3.0 by Saxon (saxonche). Results come back as SVRL:
-every failed ``sch:assert`` and fired ``sch:report`` becomes a :class:`RuleFailure` with the rule id, the
-element it points at and the rule's own text (never a value from the message).
+The rules use XPath 2.0 (date comparisons, ``matches``), which libxslt cannot evaluate, so they run in Saxon
+(saxonche) at XSLT 3.0. The schema is compiled once per process, here, into one XSLT 3.0 stylesheet that
+visits the document once: every rule becomes a template in one mode (priority in schema order), and each
+template checks its asserts and reports, then hands the node to the next matching rule with
+``xsl:next-match``; a tunnelled list of the patterns that already fired on the node keeps ISO Schematron's
+rule that only the first matching rule of a pattern fires. The stylesheet returns one short string per
+message that breaks a rule (the number of the assert and the element's position in document order)
+instead of an SVRL report, so nothing has to be serialized or parsed on the way back, and nothing at all is
+returned for a valid message. Rule ids and texts come from the schema, never from the message.
+
+That compiler covers the part of ISO Schematron the IEPD uses (``ns``, ``pattern``, ``rule/@context``,
+``assert`` and ``report`` with plain text, ``title`` and ``p``); anything else (``let``, abstract rules and
+patterns, ``include``, ``phase``, ``value-of`` in a text...) is refused when the rules are compiled, so a
+new rule cannot be silently ignored. :func:`compiled_stylesheet` still gives the rules compiled by the ISO
+skeleton that ships with lxml (SVRL output): what anyone can run without niem-exchange, and what the tests
+compare this engine against.
+
+Where the time goes, per booking notification on the shared dev machine (``bench/iepd_validation.py``):
+serializing the lxml tree ~20 us, Saxon parsing it ~100-150 us (Saxon/C's parser is slow, and a batch
+does not make it cheaper per message), running the stylesheet ~50-90 us; the ISO skeleton's stylesheet took
+~500 us (one pass over the document per pattern, building SVRL) plus ~40 us to parse the SVRL.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +34,13 @@ from lxml import etree
 
 from niem_iepd import safexml
 
-__all__ = ["RuleFailure", "SCHEMATRON", "check", "compiled_stylesheet"]
+__all__ = ["RuleFailure", "SCHEMATRON", "check", "check_many", "compiled_stylesheet"]
 
 SCHEMATRON = (Path(__file__).parent / "schematron" / "niem-exchange.sch").resolve()
-_SVRL = "http://purl.oclc.org/dsdl/svrl"
+_SCH = "http://purl.oclc.org/dsdl/schematron"
+_XSL = "http://www.w3.org/1999/XSL/Transform"
+_BATCH = "rules-batch"
+"""Name of the element that wraps a batch of messages (no namespace; never seen by the rules)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +53,17 @@ class RuleFailure:
 
 
 def compiled_stylesheet() -> bytes:
-    """The Schematron compiled to an XSLT stylesheet Saxon runs at 3.0 (the ISO skeleton's output)."""
+    """The Schematron compiled by the ISO skeleton to an XSLT stylesheet (SVRL output) Saxon runs at 3.0.
+
+    Not what :func:`check` runs (see the module docstring): the reference it is tested against, and how to
+    run the rules with any XSLT 2/3 processor.
+    """
     from lxml import isoschematron
 
     schema = safexml.parse_trusted_file(SCHEMATRON)
     # The skeleton refuses queryBinding="xslt2"; its output is run by an XSLT 3.0 processor, which is
     # what makes the XPath 2.0 tests legal, so the binding is relabelled in memory only.
     schema.getroot().set("queryBinding", "xslt")
-    # No svrl:fired-rule elements: only failures are read, and the smaller SVRL is cheaper to write and parse.
     stylesheet = isoschematron.iso_svrl_for_xslt1(
         isoschematron.iso_abstract_expand(isoschematron.iso_dsdl_include(schema)),
         **{"generate-fired-rule": etree.XSLT.strparam("false")})
@@ -47,22 +71,121 @@ def compiled_stylesheet() -> bytes:
     return etree.tostring(stylesheet)
 
 
+# --- the compiler ------------------------------------------------------------------------------------------
+
+def _sch(name: str) -> str:
+    return f"{{{_SCH}}}{name}"
+
+
+def _refuse(element: etree._Element, what: str) -> ValueError:
+    return ValueError(f"{SCHEMATRON.name} line {element.sourceline}: {what} is not supported by "
+                      "niem_iepd.rules; keep to ns, pattern, rule, assert and report with plain text")
+
+
+def _children(element: etree._Element, allowed: set[str]) -> list[etree._Element]:
+    """The element children of ``element``; a Schematron element not in ``allowed`` is refused."""
+    found = []
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue  # comments and processing instructions
+        if child.tag not in {_sch(name) for name in allowed}:
+            raise _refuse(child, f"<{etree.QName(child).localname}> here")
+        found.append(child)
+    return found
+
+
+def _compile(schema: etree._Element) -> tuple[bytes, bytes, list[tuple[int, str, str]]]:
+    """(stylesheet for one message, stylesheet for a batch, [(pattern, rule id, text)] by assert number)."""
+    namespaces = {}
+    for child in _children(schema, {"title", "ns", "pattern", "p"}):
+        if child.tag == _sch("ns"):
+            namespaces[child.get("prefix")] = child.get("uri")
+    x = f"{{{_XSL}}}"
+    sheet = etree.Element(x + "stylesheet", nsmap={"xsl": _XSL, **namespaces}, version="3.0")
+    etree.SubElement(sheet, x + "mode", name="r", **{"on-no-match": "deep-skip"})
+    # deep-skip still walks into a document node's children: end the chain at the document node instead.
+    etree.SubElement(sheet, x + "template", match="document-node()", mode="r", priority="-1")
+    checks: list[tuple[int, str, str]] = []
+    ordered = [(p, r) for p, pattern in enumerate(schema.iter(_sch("pattern")))
+               for r in _pattern_rules(pattern)]
+    for order, (pattern, rule) in enumerate(ordered):
+        template = etree.SubElement(sheet, x + "template", match=rule.get("context"), mode="r",
+                                    priority=str(len(ordered) - order))
+        etree.SubElement(template, x + "param", name="done", tunnel="yes", select="()")
+        choose = etree.SubElement(template, x + "choose")
+        # Only the first rule of a pattern that matches a node fires on it (ISO Schematron 6.4).
+        etree.SubElement(etree.SubElement(choose, x + "when", test=f"$done = {pattern}"), x + "next-match")
+        otherwise = etree.SubElement(choose, x + "otherwise")
+        for test in _children(rule, {"assert", "report", "p"}):
+            if test.tag == _sch("p"):
+                continue
+            if len(test) or not test.get("test"):
+                raise _refuse(test, "an assert or report without a test, or with markup in its text,")
+            condition = f"not({test.get('test')})" if test.tag == _sch("assert") else f"({test.get('test')})"
+            where = "if (self::*) then count(ancestor::*) + count(preceding::*) else -1"
+            etree.SubElement(etree.SubElement(otherwise, x + "if", test=condition), x + "sequence",
+                             select=f"'{len(checks)}:' || ({where})")
+            checks.append((pattern, test.get("id") or "NX-UNNAMED", " ".join((test.text or "").split())))
+        etree.SubElement(etree.SubElement(otherwise, x + "next-match"), x + "with-param",
+                         name="done", select=f"($done, {pattern})", tunnel="yes")
+    single = _entry(sheet, "/", ".")
+    batch = _entry(sheet, f"/{_BATCH}/*", "$message")
+    return single, batch, checks
+
+
+def _pattern_rules(pattern: etree._Element) -> list[etree._Element]:
+    if pattern.get("abstract") or pattern.get("is-a"):
+        raise _refuse(pattern, "an abstract pattern")
+    rules = [r for r in _children(pattern, {"title", "rule", "p"}) if r.tag == _sch("rule")]
+    for rule in rules:
+        if rule.get("abstract") or not rule.get("context"):
+            raise _refuse(rule, "an abstract rule or a rule without a context")
+    return rules
+
+
+def _entry(sheet: etree._Element, each: str, document: str) -> bytes:
+    """The stylesheet with its entry template: one result string per message of ``each`` that fails."""
+    x = f"{{{_XSL}}}"
+    sheet = etree.fromstring(etree.tostring(sheet))
+    loop = etree.SubElement(etree.SubElement(sheet, x + "template", match="/"), x + "for-each", select=each)
+    if document == "$message":
+        # A copy as its own document: the rules see each message exactly as they would see it alone.
+        holder = etree.SubElement(loop, x + "variable", name="message", **{"as": "document-node()"})
+        etree.SubElement(etree.SubElement(holder, x + "document"), x + "copy-of", select=".")
+    found = etree.SubElement(loop, x + "variable", name="found",
+                             **{"as": "Q{http://www.w3.org/2001/XMLSchema}string*"})
+    # Every node an ISO Schematron pattern visits: the document, elements, comments, processing instructions.
+    etree.SubElement(found, x + "apply-templates", mode="r",
+                     select=f"{document}/descendant-or-self::node()[not(self::text())]")
+    test = etree.SubElement(loop, x + "if", test="exists($found)")
+    etree.SubElement(test, x + "sequence", select="string-join((string(position()), $found), ' ')")
+    return etree.tostring(sheet)
+
+
+# --- the engine ----------------------------------------------------------------------------------------
+
 class _Engine:
     """A Saxon processor and the compiled rules, made on first use; one transformation at a time."""
 
     def __init__(self) -> None:
         from saxonche import PySaxonProcessor
 
+        single, batch, self.checks = _compile(safexml.parse_trusted_file(SCHEMATRON).getroot())
         self.processor = PySaxonProcessor(license=False)
         compiler = self.processor.new_xslt30_processor()
-        self.executable = compiler.compile_stylesheet(stylesheet_text=compiled_stylesheet().decode("utf-8"))
+        self.single = compiler.compile_stylesheet(stylesheet_text=single.decode("utf-8"))
+        self.batch = compiler.compile_stylesheet(stylesheet_text=batch.decode("utf-8"))
+        for executable in (self.single, self.batch):
+            executable.set_result_as_raw_value(True)  # the strings themselves, no result tree to serialize
         self.builder = self.processor.new_document_builder()  # cheaper per document than processor.parse_xml
         self.lock = threading.Lock()
 
-    def run(self, message: bytes) -> bytes:
+    def run(self, text: str, batch: bool) -> list[str]:
+        """One string per failing message: ``position check:node check:node ...``."""
         with self.lock:
-            document = self.builder.parse_xml(xml_text=message.decode("utf-8"))
-            return self.executable.transform_to_string(xdm_node=document).encode("utf-8")
+            document = self.builder.parse_xml(xml_text=text)
+            result = (self.batch if batch else self.single).transform_to_value(xdm_node=document)
+            return [] if result is None or result.size == 0 else [str(item) for item in result]
 
 
 _engine: _Engine | None = None
@@ -80,21 +203,44 @@ def _get_engine() -> _Engine:
 
 def check(root: etree._Element) -> list[RuleFailure]:
     """Every business rule ``root`` (a message's root element) breaks, in document order of the rules."""
+    engine = _get_engine()
     # Serialize the element, not its tree: no DOCTYPE or processing instruction reaches Saxon.
-    svrl = safexml.parse(_get_engine().run(etree.tostring(root, encoding="UTF-8")))
+    lines = engine.run(etree.tostring(root, encoding="unicode"), batch=False)
+    return _failures(engine, root, lines[0]) if lines else []
+
+
+def check_many(roots: Sequence[etree._Element]) -> list[list[RuleFailure]]:
+    """:func:`check` for each of ``roots`` in one Saxon call: a list of failures per message, in order.
+
+    Each message is checked as its own document (a rule sees nothing of the others), so the result is the
+    same as calling :func:`check` on each; only the fixed cost of a Saxon call is shared.
+    """
+    if not roots:
+        return []
+    engine = _get_engine()
+    text = f"<{_BATCH}>" + "".join(etree.tostring(root, encoding="unicode") for root in roots) + f"</{_BATCH}>"
+    results: list[list[RuleFailure]] = [[] for _ in roots]
+    for line in engine.run(text, batch=True):
+        position = int(line.split(" ", 1)[0])
+        results[position - 1] = _failures(engine, roots[position - 1], line)
+    return results
+
+
+def _failures(engine: _Engine, root: etree._Element, line: str) -> list[RuleFailure]:
+    """The failures one result string lists, in the order of the rules in the schema."""
+    elements: list[etree._Element] | None = None
+    found = []
+    for item in line.split(" ")[1:]:
+        number, _, position = item.partition(":")
+        found.append((engine.checks[int(number)][0], int(position), int(number)))
     failures = []
-    for node in svrl.getroot().iter(f"{{{_SVRL}}}failed-assert", f"{{{_SVRL}}}successful-report"):
-        text = " ".join((node.findtext(f"{{{_SVRL}}}text") or "").split())
-        failures.append(RuleFailure(node.get("id") or "NX-UNNAMED", _locate(root, node.get("location")), text))
+    # The stylesheet walks the document once, rules inside each node; the ISO skeleton's SVRL lists patterns
+    # first, each pattern's failures in document order: sort into that order.
+    for _, position, number in sorted(found):
+        _, rule, message = engine.checks[number]
+        element = None
+        if position >= 0:
+            elements = elements if elements is not None else list(root.iter(etree.Element))
+            element = elements[position] if position < len(elements) else None
+        failures.append(RuleFailure(rule, element, message))
     return failures
-
-
-def _locate(root: etree._Element, location: str | None) -> etree._Element | None:
-    """The element an SVRL location (``/*[local-name()='X' and namespace-uri()='...'][2]/...``) names."""
-    if not location:
-        return None
-    try:
-        found = etree.ElementTree(root).xpath(location) if root.getparent() is None else root.xpath(location)
-    except etree.XPathError:
-        return None
-    return found[0] if found and isinstance(found[0], etree._Element) else None
