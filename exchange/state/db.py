@@ -49,6 +49,7 @@ crosswalk = Table(
     Column("shared_id", String(32), nullable=False, index=True),
     Column("linked_at", DateTime(timezone=True), nullable=False),
     Column("rule", String(32), nullable=False, doc="which match key linked it, or 'new'"),
+    Column("moves", Integer, doc="how many merges/splits moved the record (NULL: none); part of its message ids"),
 )
 
 windows = Table(
@@ -110,6 +111,7 @@ outbox = Table(
     Column("next_attempt_at", DateTime(timezone=True), doc="backoff: not before; while sending: lease end"),
     Column("purged_at", DateTime(timezone=True), doc="when retention dropped the payload (hash kept)"),
     Column("claim_token", String(36), doc="random token of the delivery pass that last claimed it"),
+    Column("window_key", String(200), doc="the source window it was built from (re-read to re-issue it)"),
 )
 
 ledger = Table(
@@ -216,6 +218,16 @@ consents = Table(
     Column("part2", Integer, nullable=False, default=0),
     Column("expiry_event", String(300), nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every window ever planned, kept after the cursor passed it: a merge or split re-opens windows to re-issue.
+window_archive = Table(
+    "window_archive",
+    metadata,
+    Column("exchange", String(128), primary_key=True),
+    Column("window_key", String(200), primary_key=True),
+    Column("spec", Text, nullable=False, doc="the source's window spec, to read the window again"),
+    Column("cursor_after", Text, nullable=False),
 )
 
 
