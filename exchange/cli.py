@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from exchange.commands import certs, consents, identity, iepd, ledger, outbox, receive, sources
+from exchange.commands import certs, consents, identity, iepd, ledger, outbox, receive, serve, sources
 from exchange.commands.certs import DEMO_RECIPIENTS
 from exchange.commands.common import HOME, demo_config, fail
 
@@ -66,7 +66,7 @@ def _run(config: Path, home: Path) -> None:
 
     console = Console()
     try:
-        ex = open_exchange(config, home)
+        ex = open_exchange(config, home, credentials=_environment_credentials(config))
     except ConfigError as error:
         fail(str(error))
     try:
@@ -89,6 +89,18 @@ def _run(config: Path, home: Path) -> None:
                 console.print(f"outbox {recipient.id}: {resolve(ex.home, recipient.transport.path) / recipient.id}")
     finally:
         ex.close()
+
+
+def _environment_credentials(config: Path) -> dict[str, dict[str, str]]:
+    """The connections the recipients name, from ``AIRFLOW_CONN_<ID>`` variables (as Airflow would read them)."""
+    from exchange.config import load_config
+    from exchange.connections import from_environment
+
+    try:
+        named = {r.connection for r in load_config(config).recipients if r.connection}
+    except Exception:  # noqa: BLE001 (open_exchange reports a bad config with the file, key and fix)
+        return {}
+    return from_environment(sorted(named))
 
 
 @app.command()
@@ -125,7 +137,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Plaintext IEPD messag
     raise typer.Exit(1 if bad else 0)
 
 
-for _group in (certs, consents, identity, iepd, ledger, outbox, receive, sources):
+for _group in (certs, consents, identity, iepd, ledger, outbox, receive, serve, sources):
     _group.register(app)
 
 

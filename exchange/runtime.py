@@ -66,7 +66,8 @@ class Exchange:
         if recipient.connection not in self.credentials:
             raise ConfigError("exchange config", f"recipients.{recipient.id}.connection",
                               f"no credentials were given for connection {recipient.connection!r}",
-                              "define it as an Airflow connection (or AIRFLOW_CONN_<ID>) and run under Airflow")
+                              f"under Airflow define the connection; on the command line set "
+                              f"AIRFLOW_CONN_{recipient.connection.upper()} (Airflow's URI or JSON format)")
         return self.credentials[recipient.connection]
 
     def close(self) -> None:

@@ -52,6 +52,7 @@ class Verified:
     signer: x509.Certificate
     body: etree._Element
     message_id: str | None
+    action: str | None = None
 
 
 def _utc(moment: datetime) -> str:
@@ -193,7 +194,7 @@ def verify_envelope(envelope: etree._Element, trusted: Iterable[x509.Certificate
     except xmlsec.Error:
         raise SecurityError(subject, "signature does not verify") from None
     message_id = header.findtext(f"{{{WSA}}}MessageID")
-    return Verified(signer, body, message_id)
+    return Verified(signer, body, message_id, header.findtext(f"{{{WSA}}}Action"))
 
 
 def _among(element: etree._Element, elements: list[etree._Element]) -> bool:

@@ -1,7 +1,12 @@
-"""The inbound SOAP service for vendors and partner hubs: our WSDL's SubmitMessage as an ASGI app (uvicorn).
+"""The inbound SOAP service: our WSDL's SubmitMessage (vendors, partner hubs) and PullMessages /
+AcknowledgeMessage (recipients that fetch their messages) as an ASGI app under uvicorn with mutual TLS.
 
-See :mod:`adapters.inbound.service` and ``adapters/inbound/README.md`` (zeep and curl examples).
+See :mod:`adapters.inbound.service`, :mod:`adapters.inbound.pickup` and ``adapters/inbound/README.md`` (zeep and
+curl examples).
 """
+from adapters.inbound.pickup import Acknowledgement, Mailbox, Pull, PulledMessage, PullRecipient
 from adapters.inbound.service import InboundSettings, Submission, build_app, serve
+from adapters.inbound.tls import server_config
 
-__all__ = ["InboundSettings", "Submission", "build_app", "serve"]
+__all__ = ["Acknowledgement", "InboundSettings", "Mailbox", "Pull", "PullRecipient", "PulledMessage",
+           "Submission", "build_app", "serve", "server_config"]

@@ -1,4 +1,10 @@
-"""SubmitMessage, served: verify WS-Security, check the payload, validate against the IEPD, store, sign a receipt.
+"""Our WSDL, served: SubmitMessage for senders, PullMessages and AcknowledgeMessage for pull recipients.
+
+Every request: size limit, safe parse, WS-Security verified against the pinned certificates (vendors for
+SubmitMessage, pull recipients for the other two), then the one operation the signed Body holds. Every
+answer is signed by the service's own key. PullMessages/AcknowledgeMessage are in :mod:`adapters.inbound.pickup`.
+
+SubmitMessage: verify, check the payload, validate against the IEPD, store, sign a receipt.
 
 A request is refused with a SOAP 1.1 Fault (HTTP 500) whose ``faultcode`` tells the sender what to do:
 ``soap:Client`` = do not resend it unchanged (hostile or malformed XML, bad or unpinned signature, stale
@@ -11,14 +17,14 @@ callable (the composition root passes one from ``exchange/``) sees each new mess
 is already stored is not stored again: the first receipt is returned with Status ``duplicate``, which makes
 the operation safe to retry. Every response is signed by the service's own key.
 
-Mutual TLS is enforced by the server (``serve``: ``ssl_cert_reqs=CERT_REQUIRED`` against ``client_ca``).
+Mutual TLS is enforced by the server (``serve``: ``ssl_cert_reqs=CERT_REQUIRED`` against ``client_ca``), which
+also hands the app the client's certificate (:mod:`adapters.inbound.tls`): pull recipients are identified by it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import ssl
 import threading
 import uuid
 from collections.abc import Callable
@@ -27,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,10 +42,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.delivery.soap import canonical as canonical_form
-from adapters.delivery.wssecurity import SOAP11, WSA, WsSecurity, verify_envelope
+from adapters.delivery.wssecurity import SOAP11, WSA, Verified, WsSecurity, verify_envelope
+from adapters.inbound import pickup
+from adapters.inbound.faults import Refused as _Refused
+from adapters.inbound.faults import fault_envelope as _fault
+from adapters.inbound.tls import client_certificate, server_config
 from niem_iepd import safexml, validator
-from niem_iepd.wsdl import TARGET_NAMESPACE, wsdl_path
-from transforms.model import RecordError, SecurityError
+from niem_iepd.wsdl import ACKNOWLEDGE_ACTION, PULL_ACTION, TARGET_NAMESPACE, wsdl_path
+from transforms.model import PermanentError, RecordError, SecurityError
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 _TNS = TARGET_NAMESPACE
@@ -59,7 +70,11 @@ class Submission:
 
 @dataclass(frozen=True)
 class InboundSettings:
-    """What the service needs. ``trusted_signers`` are the pinned vendor certificates (PEM files)."""
+    """What the service needs. ``trusted_signers`` are the pinned vendor certificates (PEM files).
+
+    ``mailbox`` and ``pull_recipients`` enable PullMessages/AcknowledgeMessage (without them those operations
+    are refused); ``max_pull`` caps MaxMessages.
+    """
 
     store: Path
     signing_key: Path
@@ -71,14 +86,9 @@ class InboundSettings:
     max_bytes: int = 20_000_000
     decrypt: Callable[[bytes], bytes] | None = field(default=None, repr=False)
     on_received: Callable[[Submission], None] | None = field(default=None, repr=False)
-
-
-class _Refused(Exception):
-    """A request the sender must fix (``Client``) or may retry (``Server``)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code, self.reason = code, reason
+    mailbox: pickup.Mailbox | None = field(default=None, repr=False)
+    pull_recipients: tuple[pickup.PullRecipient, ...] = ()
+    max_pull: int = 100
 
 
 class InboundService:
@@ -88,6 +98,7 @@ class InboundService:
         self.settings = settings
         self._signer = WsSecurity(settings.signing_key, settings.signing_certificate, clock=settings.clock)
         self._trusted = [x509.load_pem_x509_certificate(Path(p).read_bytes()) for p in settings.trusted_signers]
+        self._recipients = pickup.Recipients(settings.pull_recipients)
         self._lock = threading.Lock()  # check-then-store of one MessageID must not interleave
         settings.store.mkdir(parents=True, exist_ok=True)
         wsdl = safexml.parse_trusted_file(wsdl_path())
@@ -95,16 +106,19 @@ class InboundService:
             address.set("location", settings.public_url)
         self.wsdl = etree.tostring(wsdl, xml_declaration=True, encoding="utf-8")
 
-    def handle(self, body: bytes) -> tuple[int, bytes]:
-        """Process one POSTed envelope; return (HTTP status, response envelope)."""
+    def handle(self, body: bytes, tls_certificate: bytes | None = None) -> tuple[int, bytes]:
+        """Process one POSTed envelope; return (HTTP status, response envelope).
+
+        ``tls_certificate``: DER of the client certificate the TLS layer verified (identifies pull recipients).
+        """
         try:
-            return 200, self._submit(body)
+            return 200, self._dispatch(body, tls_certificate)
         except _Refused as refused:
             return 500, _fault(refused.code, refused.reason)
         except Exception:  # never leak internals (or payloads) into a fault; the sender may retry
             return 500, _fault("Server", "internal error; retry later")
 
-    def _submit(self, body: bytes) -> bytes:
+    def _dispatch(self, body: bytes, tls_certificate: bytes | None) -> bytes:
         now = self.settings.clock()
         if len(body) > self.settings.max_bytes:
             raise _Refused("Client", "request too large")
@@ -113,12 +127,45 @@ class InboundService:
         except safexml.UnsafeXMLError as exc:
             raise _Refused("Client", exc.reason) from None
         try:
-            verified = verify_envelope(envelope, self._trusted, now=now, subject="SubmitMessage")
+            verified = verify_envelope(envelope, [*self._trusted, *self._recipients.signers], now=now,
+                                       subject="WS-Security")
         except SecurityError as exc:
             raise _Refused("Client", f"WS-Security: {exc.reason}") from None
-        request = verified.body.find(f"{{{_TNS}}}SubmitMessageRequest")  # only the signed Body counts
-        if request is None or len(verified.body) != 1:
-            raise _Refused("Client", "Body must hold exactly one SubmitMessageRequest")
+        operations = [c for c in verified.body if isinstance(c.tag, str)]  # only the signed Body counts
+        if len(operations) != 1 or len(verified.body) != 1:
+            raise _Refused("Client", "Body must hold exactly one operation request")
+        request = operations[0]
+        if request.tag == f"{{{_TNS}}}SubmitMessageRequest":
+            if not _pinned(verified.signer, self._trusted):
+                raise _Refused("Client", "WS-Security: signer certificate is not pinned for this service")
+            return self._submit(verified, request, now)
+        if request.tag in (f"{{{_TNS}}}PullMessagesRequest", f"{{{_TNS}}}AcknowledgeMessageRequest"):
+            return self._pickup(verified, request, tls_certificate, now)
+        raise _Refused("Client", "unknown operation")
+
+    def _pickup(self, verified: Verified, request: etree._Element, tls_certificate: bytes | None,
+                now: datetime) -> bytes:
+        """PullMessages or AcknowledgeMessage for the recipient both certificates identify."""
+        mailbox = self.settings.mailbox
+        if mailbox is None:
+            raise _Refused("Client", "this service has no pull recipients")
+        pulling = request.tag == f"{{{_TNS}}}PullMessagesRequest"
+        action = PULL_ACTION if pulling else ACKNOWLEDGE_ACTION
+        if (verified.action or "").strip() != action:
+            raise _Refused("Client", f"wsa:Action must be {action}")
+        recipient = self._recipients.identify(verified.signer, tls_certificate)
+        if pulling:
+            limit = pickup.read_pull(request, self.settings.max_pull)
+            return self._respond(action + "Response", verified.message_id,
+                                 pickup.pull_body(mailbox.pull(recipient, limit, now)))
+        message_id, sha256, receipt_id = pickup.read_acknowledgement(request)
+        try:
+            ack = mailbox.acknowledge(recipient, message_id, sha256, receipt_id, now)
+        except PermanentError as error:  # its reason names the check, never a value
+            raise _Refused("Client", error.reason[:400]) from None
+        return self._respond(action + "Response", verified.message_id, pickup.acknowledgement_body(ack))
+
+    def _submit(self, verified: Verified, request: etree._Element, now: datetime) -> bytes:
         message_id = (request.findtext(f"{{{_TNS}}}MessageID") or "").strip()
         digest = (request.findtext(f"{{{_TNS}}}PayloadDigest") or "").strip()
         try:
@@ -182,28 +229,30 @@ class InboundService:
             return None
 
     def _receipt(self, stored: dict, status: str, relates_to: str | None) -> bytes:
-        soap, tns = f"{{{SOAP11}}}", f"{{{_TNS}}}"
-        envelope = etree.Element(soap + "Envelope", nsmap={"soap": SOAP11, "wsa": WSA, "tns": _TNS})
-        header = etree.SubElement(envelope, soap + "Header")
-        for name, value in (("Action", f"{_TNS}SubmitMessageResponse"), ("MessageID", f"urn:uuid:{uuid.uuid4()}"),
-                            ("RelatesTo", relates_to or "")):
-            etree.SubElement(header, f"{{{WSA}}}{name}").text = value
-        response = etree.SubElement(etree.SubElement(envelope, soap + "Body"), tns + "SubmitMessageResponse")
+        tns = f"{{{_TNS}}}"
+        response = etree.Element(tns + "SubmitMessageResponse", nsmap={"tns": _TNS})
         for name, value in (("ReceiptID", stored["receipt_id"]), ("MessageID", stored["message_id"]),
                             ("PayloadDigest", stored["digest"]), ("ReceivedAt", stored["received_at"]),
                             ("Status", status)):
             etree.SubElement(response, tns + name).text = value
+        return self._respond(f"{_TNS}SubmitMessageResponse", relates_to, response)
+
+    def _respond(self, action: str, relates_to: str | None, payload: etree._Element) -> bytes:
+        """A signed response envelope: WS-Addressing Action/MessageID/RelatesTo and ``payload`` as the Body."""
+        soap = f"{{{SOAP11}}}"
+        envelope = etree.Element(soap + "Envelope", nsmap={"soap": SOAP11, "wsa": WSA, "tns": _TNS})
+        header = etree.SubElement(envelope, soap + "Header")
+        for name, value in (("Action", action), ("MessageID", f"urn:uuid:{uuid.uuid4()}"),
+                            ("RelatesTo", relates_to or "")):
+            etree.SubElement(header, f"{{{WSA}}}{name}").text = value
+        etree.SubElement(envelope, soap + "Body").append(payload)
         self._signer.apply(envelope, {})
         return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
-def _fault(code: str, reason: str) -> bytes:
-    soap = f"{{{SOAP11}}}"
-    envelope = etree.Element(soap + "Envelope", nsmap={"soap": SOAP11})
-    fault = etree.SubElement(etree.SubElement(envelope, soap + "Body"), soap + "Fault")
-    etree.SubElement(fault, "faultcode").text = f"soap:{code}"
-    etree.SubElement(fault, "faultstring").text = reason
-    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+def _pinned(signer: x509.Certificate, trusted: list[x509.Certificate]) -> bool:
+    der = signer.public_bytes(serialization.Encoding.DER)
+    return any(t.public_bytes(serialization.Encoding.DER) == der for t in trusted)
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
@@ -216,7 +265,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def build_app(settings: InboundSettings) -> Starlette:
-    """The ASGI app: ``GET <path>?wsdl`` serves the WSDL, ``POST <path>`` is SubmitMessage."""
+    """The ASGI app: ``GET <path>?wsdl`` serves the WSDL, ``POST <path>`` runs the operation the Body holds."""
     service = InboundService(settings)
 
     async def endpoint(request: Request) -> Response:
@@ -233,7 +282,7 @@ def build_app(settings: InboundSettings) -> Starlette:
                                     media_type=_CONTENT_TYPE)
         except ClientDisconnect:  # the sender gave up mid-request; nothing was stored, it will resend
             return Response(status_code=400)
-        status, content = await run_in_threadpool(service.handle, bytes(body))
+        status, content = await run_in_threadpool(service.handle, bytes(body), client_certificate(request.scope))
         return Response(content, status_code=status, media_type=_CONTENT_TYPE)
 
     app = Starlette(routes=[Route(settings.path, endpoint, methods=["GET", "POST"])])
@@ -246,7 +295,6 @@ def serve(app, *, host: str, port: int, certificate: Path, key: Path, client_ca:
     """Run ``app`` under uvicorn with mutual TLS (clients must present a certificate ``client_ca`` issued)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, ssl_certfile=str(certificate), ssl_keyfile=str(key),
-                ssl_ca_certs=str(client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED, log_level=log_level,
-                access_log=False)
+    uvicorn.Server(server_config(app, host=host, port=port, certificate=certificate, key=key,
+                                 client_ca=client_ca, log_level=log_level)).run()
 

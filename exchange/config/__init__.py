@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from exchange.config.base import Slug, Strict
 from exchange.config.identity import IdentityConfig
+from exchange.config.inbound import InboundConfig
 from exchange.config.orchestration import AirflowConfig, ConnectionId
 from exchange.config.sources import SourceConfig
 from exchange.config.transports import TransportConfig
@@ -43,6 +44,15 @@ class RecipientConfig(Strict):
     connection: ConnectionId | None = Field(None, description="Airflow connection id (or secrets-backend "
                                             "key) holding the transport's credentials; never secrets here.")
 
+    @model_validator(mode="after")
+    def _soap_complete(self) -> "RecipientConfig":
+        # a SOAP recipient may take its endpoint and files from its connection; without one, the YAML must
+        # name them all (checked here, before any I/O, rather than at the first delivery)
+        missing = self.transport.missing() if self.transport.kind == "soap" and self.connection is None else []
+        if missing:
+            raise ValueError(f"transport.{missing[0]} is required for a soap transport without a connection")
+        return self
+
 
 class SigningConfig(Strict):
     """Our signing key and certificate."""
@@ -66,6 +76,8 @@ class ExchangeConfig(Strict):
     batch_size: int = Field(500, ge=1, le=100_000, description="Most records per window.")
     max_attempts: int = Field(5, ge=1, description="Delivery attempts before a message is dead-lettered.")
     schedule: str | None = Field(None, description="Airflow schedule (cron or preset); None: manual only.")
+    inbound: InboundConfig = Field(default_factory=InboundConfig, description="Our SOAP service for this "
+                                   "exchange (`niem-exchange serve`; see exchange/config/inbound.py).")
     airflow: AirflowConfig = Field(default_factory=AirflowConfig, description="Retries, timeouts, alerts "
                                    "and assets for the Airflow DAG (see exchange/config/orchestration.py).")
 

@@ -38,23 +38,55 @@ class SftpTransportConfig(Strict):
 
 class SoapTransportConfig(Strict):
     """Call the recipient's SOAP operation: WS-Security (timestamp + RSA-SHA256 signature), WS-Addressing,
-    mutual TLS."""
+    mutual TLS.
+
+    With a ``connection:`` on the recipient, the connection may supply the endpoint (its host, port and an
+    ``endpoint`` extra) and every file below (extras of the same names); what it supplies wins over the YAML,
+    and what neither gives is refused. Without one, ``endpoint`` and the five key/certificate files are
+    required here.
+    """
 
     kind: Literal["soap"] = Field(description="Transport adapter: SOAP 1.1 document/literal (zeep).")
-    endpoint: str = Field(pattern=r"^https://", description="The service address (https only).")
+    endpoint: str | None = Field(None, pattern=r"^https://", description="The service address (https only).")
     wsdl: str | None = Field(None, description="WSDL file or URL; default: the project's WSDL in niem_iepd/wsdl.")
-    client_certificate: str = Field(description="Our TLS client certificate (PEM) for mutual TLS.")
-    client_key: str = Field(description="Our TLS client private key (PEM, mode 0600).")
-    ca_bundle: str = Field(description="PEM CA bundle the server's TLS certificate must chain to.")
-    signing_key: str = Field(description="Private key that signs the WS-Security header (PEM, mode 0600).")
-    signing_certificate: str = Field(description="Certificate sent with the WS-Security signature.")
+    client_certificate: str | None = Field(None, description="Our TLS client certificate (PEM) for mutual TLS.")
+    client_key: str | None = Field(None, description="Our TLS client private key (PEM, mode 0600).")
+    ca_bundle: str | None = Field(None, description="PEM CA bundle the server's TLS certificate must chain to.")
+    signing_key: str | None = Field(None, description="Private key that signs the WS-Security header (PEM, "
+                                                      "mode 0600).")
+    signing_certificate: str | None = Field(None, description="Certificate sent with the WS-Security signature.")
     receipt_certificate: str | None = Field(None, description="The recipient's signing certificate; when set, "
                                                               "receipts must carry its valid signature.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to open the TLS connection.")
     timeout: float = Field(30.0, gt=0, description="Seconds to wait for the response.")
 
+    def missing(self) -> list[str]:
+        """The keys a recipient without a ``connection:`` must set but this config leaves out."""
+        return [key for key in SOAP_REQUIRED if getattr(self, key) is None]
+
+
+SOAP_REQUIRED = ("endpoint", "client_certificate", "client_key", "ca_bundle", "signing_key", "signing_certificate")
+"""What a SOAP transport cannot work without (from the YAML or the recipient's connection)."""
+
+
+class PullTransportConfig(Strict):
+    """The recipient fetches its messages from us (``niem-exchange serve``: PullMessages, AcknowledgeMessage).
+
+    Delivery passes leave its messages queued; a PullMessages call leases them to the recipient, an
+    AcknowledgeMessage marks one delivered and writes the ledger entry. The recipient is recognised by both
+    certificates below (pinned, compared byte for byte); anything else is refused.
+    """
+
+    kind: Literal["pull"] = Field(description="Transport adapter: the recipient pulls over our SOAP service.")
+    client_certificate: str = Field(description="The recipient's mutual-TLS client certificate (PEM), as it "
+                                                "presents it; it must also chain to the service's client CA.")
+    signing_certificate: str = Field(description="The recipient's WS-Security signing certificate (PEM).")
+    lease: int = Field(300, ge=1, le=86_400, description="Seconds a pulled message stays reserved for the "
+                                                         "recipient; unacknowledged by then, it is offered again.")
+
 
 TransportConfig = Annotated[
-    Union[OutboxTransportConfig, SftpTransportConfig, SoapTransportConfig], Field(discriminator="kind")
+    Union[OutboxTransportConfig, SftpTransportConfig, SoapTransportConfig, PullTransportConfig],
+    Field(discriminator="kind"),
 ]
 """Every transport kind a recipient may use."""

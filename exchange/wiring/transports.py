@@ -9,7 +9,9 @@ from pathlib import Path
 from adapters.delivery.local_outbox import LocalOutbox
 from exchange.config import resolve
 from exchange.config.transports import (
+    SOAP_REQUIRED,
     OutboxTransportConfig,
+    PullTransportConfig,
     SftpTransportConfig,
     SoapTransportConfig,
     TransportConfig,
@@ -49,18 +51,54 @@ def build_transport(config: TransportConfig, *, recipient_id: str, home: Path,
     if isinstance(config, SoapTransportConfig):
         from adapters.delivery.soap import SoapSettings, SoapTransport
 
+        # an Airflow connection overrides the YAML: the endpoint from host/port (+ the `endpoint` extra) and
+        # the files from extras named like the YAML keys (client_certificate, client_key, ca_bundle, ...)
+        conn = credentials or {}
+        endpoint = _soap_endpoint(conn, recipient_id) or config.endpoint
+        value = {key: conn.get(key) or getattr(config, key) for key in (*SOAP_REQUIRED, "wsdl", "receipt_certificate")}
+        value["endpoint"] = endpoint
+        for key in SOAP_REQUIRED:
+            if not value[key]:
+                raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.{key}",
+                                  "not set in the YAML nor in the recipient's connection",
+                                  f"set it in the YAML or as the connection's {key!r} extra")
+        wsdl = value["wsdl"]
         settings = SoapSettings(
-            endpoint=config.endpoint,
-            wsdl=str(resolve(home, config.wsdl)) if config.wsdl and "://" not in config.wsdl else config.wsdl,
-            client_certificate=resolve(home, config.client_certificate), client_key=resolve(home, config.client_key),
-            ca_bundle=resolve(home, config.ca_bundle), signing_key=resolve(home, config.signing_key),
-            signing_certificate=resolve(home, config.signing_certificate),
-            receipt_certificate=resolve(home, config.receipt_certificate) if config.receipt_certificate else None,
-            connect_timeout=config.connect_timeout, timeout=config.timeout,
+            endpoint=endpoint, wsdl=str(resolve(home, wsdl)) if wsdl and "://" not in wsdl else wsdl,
+            client_certificate=resolve(home, value["client_certificate"]),
+            client_key=resolve(home, value["client_key"]), ca_bundle=resolve(home, value["ca_bundle"]),
+            signing_key=resolve(home, value["signing_key"]),
+            signing_certificate=resolve(home, value["signing_certificate"]),
+            receipt_certificate=resolve(home, value["receipt_certificate"]) if value["receipt_certificate"] else None,
+            connect_timeout=config.connect_timeout, timeout=float(conn.get("timeout", config.timeout)),
         )
         return SoapTransport(settings, clock=clock)
+    if isinstance(config, PullTransportConfig):
+        raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.kind",
+                          "a pull recipient is not sent to: it fetches its messages",
+                          "run `niem-exchange serve` for it; delivery passes leave its messages queued")
     raise ConfigError("exchange config", f"recipients.{recipient_id}.transport.kind",
                       f"no transport for {config.kind!r}", "use a listed kind")
+
+
+def _soap_endpoint(conn: Mapping[str, str], recipient_id: str) -> str | None:
+    """The service URL a connection gives: its ``endpoint`` extra when that is a whole URL, else
+    ``https://host[:port]`` + the ``endpoint`` extra as the path (a ``host`` holding a URL is taken as is)."""
+    endpoint = conn.get("endpoint", "")
+    host = conn.get("host", "")
+    if "://" in endpoint:
+        url = endpoint
+    elif "://" in host:
+        url = host.rstrip("/") + endpoint
+    elif host:
+        port = f":{conn['port']}" if conn.get("port") else ""
+        url = f"https://{host}{port}{endpoint}"
+    else:
+        return None
+    if not url.startswith("https://"):
+        raise ConfigError("exchange config", f"recipients.{recipient_id}.connection",
+                          "the connection's SOAP endpoint is not https", "use an https:// URL")
+    return url
 
 
 def _secret(env_name: str | None, recipient_id: str, key: str) -> str | None:

@@ -106,12 +106,28 @@ class SoapServer:
         self.thread.join(timeout=15)
 
 
-def start_soap_server(directory: Path, pki: TlsPki, **service_options) -> SoapServer:
-    """Start the inbound service (mutual TLS against the test CA) and return once it accepts."""
-    import ssl
-
+def serve_in_thread(app, pki: TlsPki, port: int) -> tuple[object, threading.Thread]:
+    """Run ``app`` under uvicorn (mutual TLS against the test CA, the production ``server_config``) in a thread;
+    return (server, thread) once it accepts connections."""
     import uvicorn
 
+    from adapters.inbound import server_config
+
+    config = server_config(app, host="127.0.0.1", port=port, certificate=pki.cert("server"), key=pki.key("server"),
+                           client_ca=pki.cert("ca"), log_level="error", timeout_graceful_shutdown=1, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    return server, thread
+
+
+def start_soap_server(directory: Path, pki: TlsPki, **service_options) -> SoapServer:
+    """Start the inbound service (mutual TLS against the test CA) and return once it accepts."""
     from adapters.inbound import InboundSettings, build_app
 
     port = free_port()
@@ -121,19 +137,7 @@ def start_soap_server(directory: Path, pki: TlsPki, **service_options) -> SoapSe
         store=store, signing_key=pki.key("server-signing"), signing_certificate=pki.cert("server-signing"),
         trusted_signers=(pki.cert("client-signing"),), clock=lambda: datetime.now(timezone.utc),
         public_url=f"https://127.0.0.1:{port}/soap/exchange", **service_options)
-    app = FaultInjector(build_app(settings), plan)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ssl_certfile=str(pki.cert("server")),
-                            ssl_keyfile=str(pki.key("server")), ssl_ca_certs=str(pki.cert("ca")),
-                            ssl_cert_reqs=ssl.CERT_REQUIRED, log_level="error", access_log=False,
-                            timeout_graceful_shutdown=1, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    server, thread = serve_in_thread(FaultInjector(build_app(settings), plan), pki, port)
     return SoapServer(pki, store, port, plan, server, thread)
 
 

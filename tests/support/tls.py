@@ -1,8 +1,9 @@
 """A throwaway PKI for TLS and WS-Security tests, minted with ``cryptography`` (never committed).
 
 ``mint_tls_pki(directory)`` writes a CA, a server certificate for 127.0.0.1/localhost (serverAuth), a client
-certificate (clientAuth), and two WS-Security signing pairs (client and server), plus an unrelated "rogue"
-CA and client pair that nobody trusts.
+certificate (clientAuth), and two WS-Security signing pairs (client and server), a second client pair
+(``other-client``, ``other-signing``: another party under the same CA), plus an unrelated "rogue" CA and
+client pair that nobody trusts.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class TlsPki:
     directory: Path
 
     def cert(self, name: str) -> Path:
-        """Certificate of ``name`` (ca, server, client, client-signing, server-signing, rogue-ca, rogue-client)."""
+        """Certificate of ``name`` (ca, server, client, client-signing, server-signing, other-client,
+        other-signing, rogue-ca, rogue-client, rogue-signing)."""
         return self.directory / f"{name}.pem"
 
     def key(self, name: str) -> Path:
@@ -72,7 +74,8 @@ def mint_tls_pki(directory: Path) -> TlsPki:
     """Mint every file into ``directory`` (2048-bit RSA: test speed, not production strength)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
-    for ca_name, leaves in (("ca", ("server", "client", "client-signing", "server-signing")),
+    for ca_name, leaves in (("ca", ("server", "client", "client-signing", "server-signing", "other-client",
+                                    "other-signing")),
                             ("rogue-ca", ("rogue-client", "rogue-signing"))):
         ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         ca_cert = _issue(f"test {ca_name}", ca_key, _name(f"test {ca_name}"), ca_key, now, ca=True)
