@@ -22,6 +22,7 @@ from transforms.model import (
     MessageInvalidError,
     PermanentError,
     RecordError,
+    Receipt,
     Rejected,
     RetryableError,
     record_digest,
@@ -142,6 +143,9 @@ _CLAIM_CHUNK = 25
 def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
     """Send one recipient's due messages; record each delivery in the ledger in the same transaction.
 
+    Messages are claimed, sent and settled in chunks: after a chunk is sent the transport is flushed (if it
+    batches durability) and every receipt of the chunk is recorded with its ledger entry in one commit.
+
     Each message is claimed first (``sending``, with a lease), so two passes never send the same one at once
     and a pass killed mid-send leaves it for the next pass (the transport is idempotent per message id).
     A ``RetryableError`` schedules the next attempt with backoff, a ``PermanentError`` or the last allowed
@@ -149,8 +153,6 @@ def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
     the pass: the claimed messages not yet settled go back to the queue uncounted and the error propagates.
     """
     recipient = next(r for r in ex.config.recipients if r.id == recipient_id)
-    if recipient.transport.kind == "pull":  # it fetches its own (exchange.pickup): its messages stay queued
-        return DeliveryCounts()
     delivered = failed = dead = 0
     due = ex.outbox.due(recipient_id, ex.clock())
     if not due:
@@ -161,35 +163,85 @@ def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
         # tried at most once per pass, however short its backoff. Ids another pass took are skipped.
         for start in range(0, len(due), _CLAIM_CHUNK):
             claimed = ex.outbox.claim_many(due[start:start + _CLAIM_CHUNK], ex.clock())
+            sent: list[tuple[QueuedMessage, Receipt]] = []
+            stop: tuple[BaseException, list[QueuedMessage]] | None = None
             for position, message in enumerate(claimed):
                 try:
                     receipt = transport.deliver(message.message_id, message.payload, message.sha256)
                 except (RetryableError, PermanentError) as error:
-                    give_up = isinstance(error, PermanentError) or message.attempts + 1 >= ex.config.max_attempts
-                    ex.outbox.mark_failed(message.message_id, str(error), dead=give_up, now=ex.clock())
-                    dead += give_up
-                    failed += not give_up
+                    gave_up = _fail(ex, message, error)
+                    dead += gave_up
+                    failed += not gave_up
                     continue
                 except BaseException as error:
-                    for untried in claimed[position:]:
-                        ex.outbox.release(untried.message_id, f"delivery stopped: {type(error).__name__}",
-                                          ex.clock())
-                    raise
-                with ex.engine.begin() as conn:
-                    ex.outbox.mark_delivered(conn, receipt)
-                    ledger.append(conn, ledger.Disclosure(
-                        at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
-                        recipient_name=recipient.organization, shared_id=message.shared_id,
-                        message_id=message.message_id, message_type=message.message_type,
-                        message_sha256=message.sha256, categories=message.categories,
-                        **disclosure.ledger_terms(ex, recipient, message.message_type),
-                    ))
-                delivered += 1
+                    stop = (error, claimed[position:])
+                    break
+                sent.append((message, receipt))
+            try:  # what went out before a stop is settled as well: it is at the receiver
+                settled = _settle(ex, recipient, transport, sent)
+            except BaseException as error:
+                _release(ex, [m for m, _ in sent] + (stop[1] if stop else []), error)
+                raise
+            delivered += settled.delivered
+            failed += settled.failed
+            dead += settled.dead
+            if stop is not None:
+                _release(ex, stop[1], stop[0])
+                raise stop[0]
     finally:
         close = getattr(transport, "close", None)  # transports that hold a connection reuse it for the pass
         if close is not None:
             close()
     return DeliveryCounts(delivered, failed, dead)
+
+
+def _fail(ex: Exchange, message: QueuedMessage, error: RetryableError | PermanentError) -> bool:
+    """Count a failed attempt (backoff, or dead-letter when permanent or out of attempts); True if dead."""
+    give_up = isinstance(error, PermanentError) or message.attempts + 1 >= ex.config.max_attempts
+    ex.outbox.mark_failed(message.message_id, str(error), dead=give_up, now=ex.clock())
+    return give_up
+
+
+def _release(ex: Exchange, messages: list[QueuedMessage], error: BaseException) -> None:
+    """Give claimed messages back uncounted: the pass stopped before they were tried or settled."""
+    for message in messages:
+        ex.outbox.release(message.message_id, f"delivery stopped: {type(error).__name__}", ex.clock())
+
+
+def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, Receipt]]) -> DeliveryCounts:
+    """Record a chunk's receipts: flush the transport, then every receipt and its ledger entry in one commit.
+
+    A transport with a ``flush()`` (the local outbox) makes what it delivered durable there, once per chunk
+    instead of once per message; only after it returns is any message of the chunk marked delivered. If it
+    fails, each message counts a failed attempt and goes out again later (the transport is idempotent per
+    message id, so the receiver still gets one copy). A crash before the commit leaves the chunk claimed:
+    the next pass after the lease delivers it again the same way.
+    """
+    if not sent:
+        return DeliveryCounts()
+    flush = getattr(transport, "flush", None)
+    if flush is not None:
+        try:
+            flush()
+        except (RetryableError, PermanentError) as error:
+            dead = sum(_fail(ex, message, error) for message, _ in sent)
+            return DeliveryCounts(0, len(sent) - dead, dead)
+    terms: dict[str, dict[str, str]] = {}
+    entries = []
+    for message, receipt in sent:
+        if message.message_type not in terms:
+            terms[message.message_type] = disclosure.ledger_terms(ex, recipient, message.message_type)
+        entries.append(ledger.Disclosure(
+            at=receipt.delivered_at, exchange=ex.config.name, recipient=recipient.id,
+            recipient_name=recipient.organization, shared_id=message.shared_id,
+            message_id=message.message_id, message_type=message.message_type,
+            message_sha256=message.sha256, categories=message.categories, **terms[message.message_type],
+        ))
+    with ex.engine.begin() as conn:
+        for _, receipt in sent:
+            ex.outbox.mark_delivered(conn, receipt)
+        ledger.append_many(conn, entries)
+    return DeliveryCounts(len(sent))
 
 
 class RunObserver:

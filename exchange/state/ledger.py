@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,19 +58,37 @@ def append(conn: Connection, d: Disclosure) -> str:
     On SQLite the caller's write transaction serialises appends; on PostgreSQL the unique entry_hash
     makes a racing append on the same head fail rather than fork the chain.
     """
-    head = conn.execute(select(ledger.c.entry_hash).order_by(ledger.c.seq.desc()).limit(1)).scalar()
+    return append_many(conn, [d])[0]
+
+
+def append_many(conn: Connection, disclosures: Sequence[Disclosure]) -> list[str]:
+    """Append entries in order inside the caller's transaction; returns their hashes.
+
+    The chain head is read once and each entry links to the one before it, so the result is the chain
+    :func:`append` would build one call at a time, written with one statement (a delivery pass settles a
+    chunk of messages this way). Concurrency as for :func:`append`.
+    """
+    if not disclosures:
+        return []
+    head = conn.execute(_HEAD).scalar()
     prev = head or GENESIS
-    entry_hash = _entry_hash(prev, d)
-    conn.execute(
-        insert(ledger).values(
+    rows, hashes = [], []
+    for d in disclosures:
+        entry_hash = _entry_hash(prev, d)
+        rows.append(dict(
             at=d.at.isoformat(), exchange=d.exchange, recipient=d.recipient, recipient_name=d.recipient_name,
             shared_id=d.shared_id, message_id=d.message_id, message_type=d.message_type,
             message_sha256=d.message_sha256, categories=json.dumps(list(d.categories)), purpose=d.purpose,
             legal_basis=d.legal_basis, accounting_exempt=d.accounting_exempt, prev_hash=prev,
             entry_hash=entry_hash,
-        )
-    )
-    return entry_hash
+        ))
+        hashes.append(entry_hash)
+        prev = entry_hash
+    conn.execute(insert(ledger), rows)
+    return hashes
+
+
+_HEAD = select(ledger.c.entry_hash).order_by(ledger.c.seq.desc()).limit(1)
 
 
 @dataclass(frozen=True, slots=True)
