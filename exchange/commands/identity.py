@@ -140,13 +140,19 @@ def review_accept(review_id: int = typer.Argument(..., help="Review item id."), 
 
 
 def _print_moved(engine, moved) -> None:
-    """Each moved record, and the messages sent for it under its old id (to be re-issued)."""
-    from exchange.state.person_curation import messages_to_reissue
+    """Each moved record, and what happens to the messages sent for it under its old id."""
+    from exchange.state.reissue import affected
 
     for m in moved:
         typer.echo(f"{m.system}:{m.record_id} {m.old} -> {m.new}")
-        for message_id, recipient, state in messages_to_reissue(engine, [m]):
-            typer.echo(f"    re-issue message {message_id} to {recipient} ({state})")
+        for item in affected(engine, [m]):
+            if item.window_key is None:
+                what = "no source window recorded: re-issue by hand"
+            elif item.reopened:
+                what = f"its window is re-opened: the next run of {item.exchange} re-issues it under {m.new}"
+            else:
+                what = "re-issued already"
+            typer.echo(f"    re-issue message {item.message_id} to {item.recipient} ({item.state}); {what}")
 
 
 @review_app.command("reject")

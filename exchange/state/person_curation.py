@@ -156,7 +156,8 @@ def messages_to_reissue(engine: Engine, moved: list[Moved]) -> list[tuple[str, s
     """Outbox messages built for moved records under their old id: (message id, recipient, state).
 
     The outbox keys a message's record as ``system:record_id``; each of these carried an id that is no
-    longer the record's, so the recipient should get a corrected message (or a notice of the change).
+    longer the record's. The move itself scheduled their re-issue (:mod:`exchange.state.reissue`, whose
+    :func:`~exchange.state.reissue.affected` says per message whether its window is re-opened).
     """
     from exchange.state.db import outbox
 

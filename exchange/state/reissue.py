@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select, update
 
-from exchange.state.db import crosswalk, outbox, windows
+from exchange.state.db import crosswalk, outbox, window_archive, windows
 from exchange.state.outbox import State
 from exchange.state.windows import reopen
 
@@ -49,14 +49,15 @@ class Affected:
     record: str  # "system:record_id"
     old_shared_id: str
     state: str  # after scheduling: delivered, sending or superseded (or waiting, when it cannot be rebuilt)
-    window_key: str | None  # None: built before windows were recorded; re-issue by hand
+    window_key: str | None  # None: its window cannot be read again (built before windows were kept)
     reopened: bool  # its window is pending, so the next run re-issues it
 
 
 def schedule(conn: Connection, moved: Sequence[Moved], now: datetime) -> list[Affected]:
     """Supersede waiting messages of ``moved`` records and re-open their windows (caller's transaction)."""
     rows = _rows(conn, moved)
-    stale = [r.message_id for r in rows if r.window_key and r.state in WAITING]
+    readable = {(a.exchange, a.window_key) for a in _affected(conn, moved) if a.window_key}
+    stale = [r.message_id for r in rows if (r.exchange, r.window_key) in readable and r.state in WAITING]
     if stale:
         conn.execute(
             update(outbox).where(outbox.c.message_id.in_(stale), outbox.c.state.in_(WAITING))
@@ -90,10 +91,14 @@ def _rows(conn: Connection, moved: Sequence[Moved]) -> list:
 
 def _affected(conn: Connection, moved: Sequence[Moved]) -> list[Affected]:
     rows = _rows(conn, moved)
+    keys = {r.window_key for r in rows if r.window_key}
     pending = {(r.exchange, r.window_key) for r in conn.execute(
         select(windows.c.exchange, windows.c.window_key).where(
-            windows.c.window_key.in_({r.window_key for r in rows if r.window_key}), windows.c.status == "planned"))}
-    return [Affected(r.message_id, r.exchange, r.recipient, r.record_key, r.shared_id, r.state, r.window_key,
+            windows.c.window_key.in_(keys), windows.c.status == "planned"))}
+    archived = {(r.exchange, r.window_key) for r in conn.execute(
+        select(window_archive.c.exchange, window_archive.c.window_key).where(window_archive.c.window_key.in_(keys)))}
+    return [Affected(r.message_id, r.exchange, r.recipient, r.record_key, r.shared_id, r.state,
+                     r.window_key if (r.exchange, r.window_key) in archived else None,
                      (r.exchange, r.window_key) in pending) for r in rows]
 
 
