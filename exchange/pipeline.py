@@ -153,6 +153,8 @@ def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
     the pass: the claimed messages not yet settled go back to the queue uncounted and the error propagates.
     """
     recipient = next(r for r in ex.config.recipients if r.id == recipient_id)
+    if recipient.transport.kind == "pull":  # it fetches its own (exchange.pickup): its messages stay queued
+        return DeliveryCounts()
     delivered = failed = dead = 0
     due = ex.outbox.due(recipient_id, ex.clock())
     if not due:
