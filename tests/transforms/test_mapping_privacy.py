@@ -14,7 +14,7 @@ from transforms.mapping import (
 )
 from transforms.mapping.common import insert_privacy_metadata
 
-NOTICE = "42 CFR part 2 prohibits unauthorized disclosure of these records."
+NOTICE = "42 CFR part 2 prohibits unauthorized use or disclosure of these records."  # 2.32(a)(2), 2024 wording
 RECORDS = {"BookingNotification": BOOKING, "ReleaseNotification": RELEASED, "CrisisContactReport": CRISIS,
            "BehavioralHealthAlert": CLINICAL}
 

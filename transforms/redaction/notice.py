@@ -4,10 +4,20 @@
 copy of the consent or a clear explanation of the scope of the consent", which :func:`part2_notice`
 appends from the consent record.
 
-Verified against stored text (2026-11-24): the wording up to "at least one of the following applies:"
-matches the 2024 final rule's 2.32(a)(1) (89 FR 12472) as published; clauses (i)-(iii) and the last
-sentence follow the project's research notes (shared/research/field.md section B) and still need a
-check against https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2/section-2.32.
+Source: 42 CFR 2.32 as amended by the 2024 final rule (89 FR 12472, 2024-02-16, effective 2024-04-16),
+https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2/section-2.32 ; the Federal Register text is
+https://www.federalregister.gov/d/2024-02544 .
+
+What was checked, and against what (2026-11-24): the stored copies of the eCFR and Cornell LII pages are the
+2018/2020 text ("This information has been disclosed to you from records protected by federal
+confidentiality rules...", Statement 2 "... prohibits unauthorized disclosure of these records."), which the
+2024 rule replaced; they are NOT the current text. The only stored copy of the current section
+(https://compliancecosmos.org/notice-and-copy-consent-accompany-disclosure, heading "2.32 Notice and copy of
+consent to accompany disclosure") breaks off after "...unless at least one of the following applies:". Our
+Statement 1 matches it word for word up to there (tests/transforms/test_part2_notice.py holds that cited
+text and compares). Clauses (i)-(iii), the closing sentence and Statement 2 (:data:`PART2_NOTICE_SHORT`)
+follow the project's research notes and the 2024 rule as we understand it, but could not be checked against
+a stored copy of the eCFR: check them at the eCFR address above before relying on them.
 """
 from __future__ import annotations
 
@@ -27,6 +37,9 @@ PART2_NOTICE = (
     "release of medical or other information is NOT sufficient to meet the required elements of written "
     "consent to further use or redisclose the record (see 42 CFR 2.31)."
 )
+
+#: 2.32(a)(2), "Statement 2", the abbreviated notice (not sent by us; kept so the text is in one place).
+PART2_NOTICE_SHORT = "42 CFR part 2 prohibits unauthorized use or disclosure of these records."
 
 
 def part2_notice(consent_id: str, purpose: str, information: tuple[str, ...], expires: str) -> str:
