@@ -1,0 +1,80 @@
+"""Consent through the whole pipeline, from the CLI: an EHR's FHIR bundles -> BehavioralHealthAlert -> a police
+agency under the law-enforcement profile (requires a consent). Nothing leaves before a consent is loaded; after
+``consents load`` the next version of the record leaves (the registry matches the record's bare patient id to the
+consent's ``Patient/...`` reference by keyed hash) and ``consents list`` shows the person's shared id; after
+``consents revoke`` the next version does not leave."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from exchange.cli import app
+from tests.exchange.lawful_helpers import exchange_yaml, received, run, small_drop
+from tests.exchange.test_lawful_consents_cli import HEADER
+
+PATIENT = "QZPAT4417"
+
+
+def write_bundle(drop: Path, version: int) -> None:
+    """Version ``version`` of one patient's record: depression (ICD-10-CM F32.1) and a crisis plan on file."""
+    stamp = f"2026-0{version}-10T12:00:00Z"
+    patient = {"resourceType": "Patient", "id": PATIENT, "meta": {"lastUpdated": stamp}, "gender": "female",
+               "name": [{"use": "official", "family": "Qzfamily", "given": ["Qzgiven"]}], "birthDate": "1984-05-06"}
+    condition = {"resourceType": "Condition", "id": "c1", "meta": {"lastUpdated": stamp},
+                 "subject": {"reference": f"Patient/{PATIENT}"}, "recordedDate": "2025-12-01",
+                 "clinicalStatus": {"coding": [{"code": "active"}]},
+                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]}}
+    plan = {"resourceType": "CarePlan", "id": "p1", "status": "active", "title": "Crisis safety plan",
+            "meta": {"lastUpdated": stamp}, "subject": {"reference": f"Patient/{PATIENT}"}}
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": r} for r in (patient, condition, plan)]}
+    drop.mkdir(exist_ok=True)
+    (drop / f"{version}.json").write_text(json.dumps(bundle))
+
+
+def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
+    from exchange.security import mint_dev_pki
+
+    home = tmp_path / "home"
+    mint_dev_pki(home / "certs/dev", organization="Example County Behavioral Health", recipients=["pd"],
+                 now=datetime.now(timezone.utc))
+    config = exchange_yaml(home, small_drop(home / "unused", rows=1), {"pd": "law-enforcement"})
+    raw = yaml.safe_load(config.read_text())
+    raw.update(name="ehr-alerts", message_type="BehavioralHealthAlert",
+               source={"kind": "fhir_bundle", "path": "drop", "system": "ehr"})
+    config.write_text(yaml.safe_dump(raw))
+    cli = ["--config", str(config), "--home", str(home)]
+    runner = CliRunner()
+
+    write_bundle(home / "drop", 1)
+    first = run(config, home)
+    assert first.read == 1 and first.quarantined == 0 and first.delivered == 0  # no consent on file: nothing
+
+    sheet = tmp_path / "consents.csv"
+    sheet.write_text(HEADER + f"C-7,Patient/{PATIENT},County BH,class:law-enforcement,PUBHLTH,need flag;contact,"
+                              "active,2026-01-01,2099-12-31,,no,\n")
+    assert runner.invoke(app, ["consents", "load", str(sheet), *cli]).exit_code == 0
+    write_bundle(home / "drop", 2)
+    second = run(config, home)
+    assert second.delivered == 1
+    (message,) = received(home, "pd")
+    assert b"<nc:IdentificationID>C-7<" in message and b"QZGIVEN" in message  # under consent C-7, to identify
+    assert b"NeedIndicator>true<" in message and b"F32" not in message  # the need flag, not the diagnosis
+    listed = runner.invoke(app, ["consents", "list", *cli], env={"COLUMNS": "250"}).output
+    line = next(x for x in listed.splitlines() if "C-7" in x)
+    assert "NXP-" in line and PATIENT not in listed  # the pipeline linked the person; no patient reference shown
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert runner.invoke(app, ["consents", "revoke", "C-7", "--on", today, *cli]).exit_code == 0
+    write_bundle(home / "drop", 3)
+    third = run(config, home)
+    assert third.read == 1 and third.delivered == 0
+    assert len(received(home, "pd")) == 1
+    with sqlite3.connect(home / "var/state.db") as db:  # the registry's rows: no patient reference, the person
+        rows = [" ".join(str(v) for v in row) for row in db.execute("SELECT * FROM consents")]
+    assert len(rows) == 1 and PATIENT not in rows[0] and "NXP-" in rows[0]
