@@ -20,24 +20,32 @@ from tests.exchange.test_lawful_consents_cli import HEADER
 PATIENT = "QZPAT4417"
 
 
-def write_bundle(drop: Path, version: int) -> None:
-    """Version ``version`` of one patient's record: depression (ICD-10-CM F32.1) and a crisis plan on file."""
-    stamp = f"2026-0{version}-10T12:00:00Z"
-    patient = {"resourceType": "Patient", "id": PATIENT, "meta": {"lastUpdated": stamp}, "gender": "female",
-               "name": [{"use": "official", "family": "Qzfamily", "given": ["Qzgiven"]}], "birthDate": "1984-05-06"}
-    condition = {"resourceType": "Condition", "id": "c1", "meta": {"lastUpdated": stamp},
-                 "subject": {"reference": f"Patient/{PATIENT}"}, "recordedDate": "2025-12-01",
+def patient_resources(patient_id: str, stamp: str, code: str) -> list[dict]:
+    """A patient with one active ICD-10-CM condition ``code`` and a crisis plan on file."""
+    patient = {"resourceType": "Patient", "id": patient_id, "meta": {"lastUpdated": stamp}, "gender": "female",
+               "name": [{"use": "official", "family": "Qzfamily", "given": [f"Qz{patient_id}"]}],
+               "birthDate": "1984-05-06"}
+    condition = {"resourceType": "Condition", "id": f"c-{patient_id}", "meta": {"lastUpdated": stamp},
+                 "subject": {"reference": f"Patient/{patient_id}"}, "recordedDate": "2025-12-01",
                  "clinicalStatus": {"coding": [{"code": "active"}]},
-                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]}}
-    plan = {"resourceType": "CarePlan", "id": "p1", "status": "active", "title": "Crisis safety plan",
-            "meta": {"lastUpdated": stamp}, "subject": {"reference": f"Patient/{PATIENT}"}}
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": r} for r in (patient, condition, plan)]}
+                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]}}
+    plan = {"resourceType": "CarePlan", "id": f"p-{patient_id}", "status": "active", "title": "Crisis safety plan",
+            "meta": {"lastUpdated": stamp}, "subject": {"reference": f"Patient/{patient_id}"}}
+    return [patient, condition, plan]
+
+
+def write_bundle(drop: Path, version: int, patients: dict[str, str] | None = None) -> None:
+    """Version ``version`` of each patient's record (patient id -> condition code; default: depression F32.1)."""
+    stamp = f"2026-0{version}-10T12:00:00Z"
+    resources = [r for pid, code in (patients or {PATIENT: "F32.1"}).items()
+                 for r in patient_resources(pid, stamp, code)]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
     drop.mkdir(exist_ok=True)
     (drop / f"{version}.json").write_text(json.dumps(bundle))
 
 
-def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
+def ehr_exchange(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """(home, config, CLI options) of an EHR -> BehavioralHealthAlert -> "pd" (law-enforcement) exchange."""
     from exchange.security import mint_dev_pki
 
     home = tmp_path / "home"
@@ -48,7 +56,11 @@ def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
     raw.update(name="ehr-alerts", message_type="BehavioralHealthAlert",
                source={"kind": "fhir_bundle", "path": "drop", "system": "ehr"})
     config.write_text(yaml.safe_dump(raw))
-    cli = ["--config", str(config), "--home", str(home)]
+    return home, config, ["--config", str(config), "--home", str(home)]
+
+
+def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
+    home, config, cli = ehr_exchange(tmp_path)
     runner = CliRunner()
 
     write_bundle(home / "drop", 1)
@@ -63,7 +75,7 @@ def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
     second = run(config, home)
     assert second.delivered == 1
     (message,) = received(home, "pd")
-    assert b"<nc:IdentificationID>C-7<" in message and b"QZGIVEN" in message  # under consent C-7, to identify
+    assert b"<nc:IdentificationID>C-7<" in message and f"QZ{PATIENT}".encode() in message  # under consent C-7, to identify
     assert b"NeedIndicator>true<" in message and b"F32" not in message  # the need flag, not the diagnosis
     listed = runner.invoke(app, ["consents", "list", *cli], env={"COLUMNS": "250"}).output
     line = next(x for x in listed.splitlines() if "C-7" in x)
@@ -78,3 +90,29 @@ def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
     with sqlite3.connect(home / "var/state.db") as db:  # the registry's rows: no patient reference, the person
         rows = [" ".join(str(v) for v in row) for row in db.execute("SELECT * FROM consents")]
     assert len(rows) == 1 and PATIENT not in rows[0] and "NXP-" in rows[0]
+
+
+def test_part2_data_leaves_only_under_a_part2_consent_and_with_the_cited_2_32_notice(tmp_path):
+    """Two patients with an opioid use disorder (F11.20: Part 2 information); both consented to the police
+    agency's class, only one of the consents authorizes Part 2 information. Only that patient's alert leaves, and
+    it carries the 2.32 notice as cited (tests/transforms/test_part2_notice.py) and the consent's scope."""
+    from niem_iepd import ns, safexml
+    from tests.transforms.test_part2_notice import CITED
+    from transforms.redaction import PART2_NOTICE
+
+    home, config, cli = ehr_exchange(tmp_path)
+    sheet = tmp_path / "consents.csv"
+    sheet.write_text(HEADER + "P2-YES,Patient/QZSUD1,County BH,class:law-enforcement,PUBHLTH,need flag,active,"
+                              "2026-01-01,2099-12-31,,yes,\n"
+                              "P2-NO,Patient/QZSUD2,County BH,class:law-enforcement,PUBHLTH,need flag,active,"
+                              "2026-01-01,2099-12-31,,no,\n")
+    assert CliRunner().invoke(app, ["consents", "load", str(sheet), *cli]).exit_code == 0
+    write_bundle(home / "drop", 1, {"QZSUD1": "F11.20", "QZSUD2": "F11.20"})
+    summary = run(config, home)
+    assert summary.read == 2 and summary.quarantined == 0 and summary.delivered == 1
+    (message,) = received(home, "pd")
+    assert b"QZQZSUD1" in message and b"QZSUD2" not in message and b"F11" not in message
+    privacy = safexml.parse(message).getroot().find(ns.clark("nx:PrivacyMetadata"))
+    assert privacy.findtext(ns.clark("nx:Part2LabelIndicator")) == "true"
+    notice = privacy.findtext(ns.clark("nx:RedisclosureNoticeText"))
+    assert notice.startswith(CITED) and notice.startswith(PART2_NOTICE + " Scope of consent P2-YES: need flag;")
