@@ -100,6 +100,7 @@ def open_exchange(
         for r in config.recipients
     }
     policies = load_policies(config, home, config_path)  # profile errors before any state is opened
+    parameters = _matching_parameters(config_path, home, config.identity.model)
     engine = open_engine(resolve_url(home, config.state_url))
     name = config.name
     return Exchange(
@@ -108,7 +109,8 @@ def open_exchange(
         engine=engine,
         source=source,
         persons=PersonIndex(engine, load_or_create_secret(resolve(home, config.index_secret)), exchange=name,
-                            thresholds=Thresholds(config.identity.link_threshold, config.identity.review_threshold)),
+                            thresholds=Thresholds(config.identity.link_threshold, config.identity.review_threshold),
+                            parameters=parameters),
         windows=WindowStore(engine, name),
         quarantine=Quarantine(engine, name),
         outbox=Outbox(engine, name),
@@ -119,6 +121,22 @@ def open_exchange(
         policies=policies,
         credentials=dict(credentials or {}),
     )
+
+
+def _matching_parameters(config_path: Path, home: Path, model: str | None):
+    """The person index's scoring parameters from ``identity.model`` (None: the shipped model)."""
+    if model is None:
+        return None
+    from exchange.identity.model import load_model, parameters_from_splink
+
+    try:
+        return parameters_from_splink(load_model(resolve(home, model).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise ConfigError(str(config_path), "identity.model", f"cannot read the model ({exc.strerror})",
+                          "run `niem-exchange identity train ... --out FILE` or fix the path") from None
+    except ValueError as exc:
+        raise ConfigError(str(config_path), "identity.model", str(exc),
+                          "use a file written by `niem-exchange identity train`") from None
 
 
 def _load(config_path: Path, key: str, loader):

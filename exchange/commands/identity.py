@@ -31,6 +31,8 @@ def link(
     out: Path = typer.Option(None, "--out", help="Write file,row,shared_id,score here (default: stdout)."),
     threshold: float = typer.Option(0.99, "--threshold", min=0.01, max=0.999999,
                                     help="Match probability at which two rows are the same person."),
+    model: Path = typer.Option(None, "--model", help="Score with this model (from `identity train`) instead "
+                               "of the shipped one or one estimated from the files."),
 ) -> None:
     """Link people across extracts and print ``file,row,shared_id,score`` (row 1 = first data row).
 
@@ -50,7 +52,8 @@ def link(
         names = [f.name for f in files]
         if len(set(names)) != len(names):
             fail("two files share a name; rename one (the output names files by name)")
-        links, bad = link_files(files, mappings, threshold=threshold)
+        links, bad = link_files(files, mappings, threshold=threshold,
+                                model=_read_model(model) if model else None)
     except MappingError as error:
         fail(f"{error}; fix: map fields to existing header columns")
     handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
@@ -69,6 +72,60 @@ def link(
     for name, rows in bad.items():
         typer.echo(f"{name}: rows {', '.join(map(str, rows))} have the wrong number of cells; "
                    "left unlinked (empty shared_id)", err=True)
+
+
+@identity_app.command("train")
+def train(
+    files: list[Path] = typer.Argument(..., help="CSV extracts to estimate the model from (the more rows the "
+                                       "better; tens of thousands are typical)."),
+    columns: str = typer.Option(..., "--columns", help="As for `identity link`: FIELD=COLUMN,... or a YAML file."),
+    out: Path = typer.Option(..., "--out", help="Write the model here (JSON); point identity.model at it."),
+    backend: str = typer.Option("duckdb", "--backend", help="duckdb (in-process) or spark (needs pyspark and "
+                                "Java)."),
+    max_pairs: float = typer.Option(2e6, "--max-pairs", min=1e3, help="Random pairs sampled to estimate u."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the random sampling (same files, same model)."),
+) -> None:
+    """Estimate the matching model (Fellegi-Sunter m and u) from your own extracts with Splink; no labels.
+
+    Values are hashed under a throw-away key before they reach the engine, as in `identity link`. The
+    model file holds probabilities and the comparison rules, no values.
+    """
+    import json
+
+    from exchange.identity.batch import MappingError, check_fields, parse_columns, train_files
+    from exchange.identity.model import BackendUnavailableError
+
+    try:
+        mappings = _mappings(columns, files, parse_columns, check_fields)
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            fail(f"{missing[0]}: no such file")
+        if len({f.name for f in files}) != len(files):
+            fail("two files share a name; rename one")
+        model, rows, bad = train_files(files, mappings, backend=backend, max_pairs=max_pairs, seed=seed)
+    except BackendUnavailableError as error:
+        fail(str(error))
+    except MappingError as error:
+        fail(f"{error}; fix: map fields to existing header columns")
+    except ValueError as error:
+        fail(f"cannot train: {error}")
+    out.write_text(json.dumps(model, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    typer.echo(f"model estimated from {rows} rows written to {out}", err=True)
+    for name, numbers in bad.items():
+        typer.echo(f"{name}: rows {', '.join(map(str, numbers))} have the wrong number of cells; left out",
+                   err=True)
+
+
+def _read_model(path: Path) -> dict:
+    """A model file, checked; a clear failure otherwise."""
+    from exchange.identity.model import load_model
+
+    try:
+        return load_model(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        fail(f"{path}: cannot read the model ({error.strerror})")
+    except ValueError as error:
+        fail(f"{path}: {error}; fix: use a file written by `niem-exchange identity train`")
 
 
 def _mappings(columns: str, files: list[Path], parse_columns, check_fields) -> dict[str, dict[str, str]]:

@@ -16,6 +16,8 @@ class IdentityConfig(Strict):
 
     link_threshold: float = Field(0.99, gt=0, lt=1, description="Link automatically at or above this.")
     review_threshold: float = Field(0.30, gt=0, lt=1, description="Queue for a person at or above this.")
+    model: str | None = Field(None, description="Matching model (JSON from `niem-exchange identity train`), "
+                              "relative to the exchange home; default: the model shipped with the package.")
 
     @model_validator(mode="after")
     def _ordered(self) -> "IdentityConfig":

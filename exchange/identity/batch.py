@@ -5,6 +5,10 @@ fields the matcher knows, and get ``file,row,shared_id,score`` back. The values 
 each token is hashed under a random key made for this run and thrown away after it, so the scratch database
 Splink builds holds only unlinkable hashes. Shared ids here are fresh random ids per cluster, not the person
 index's: this is a dry run, nothing is stored.
+
+``niem-exchange identity train`` reads extracts the same way and has Splink estimate a model from them
+(:func:`train_files`); an exchange YAML points ``identity.model`` at the file, and ``identity link --model``
+tries it first.
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from exchange.identity.model import default_model, link_tables
+from exchange.identity.model import check_backend, default_model, link_tables, train_model
 from exchange.state.person_index import new_shared_id
 from transforms.identity_normalise import FIELDS, tokens_for
 from transforms.identity_tokens import keyed_tokens
@@ -84,12 +89,13 @@ def read_extract(path: Path, mapping: Mapping[str, str]) -> tuple[list[dict[str,
     return rows, bad
 
 
-def link_files(
-    paths: Sequence[Path], mappings: Mapping[str, Mapping[str, str]], *, threshold: float = 0.99
-) -> tuple[list[RowLink], dict[str, list[int]]]:
-    """Link and dedupe the files; return one :class:`RowLink` per data row and the unreadable rows per file.
+def _token_tables(paths: Sequence[Path], mappings: Mapping[str, Mapping[str, str]]
+                  ) -> tuple[list[list[dict[str, str]]], list[tuple[str, int, bool]], dict[str, list[int]]]:
+    """One table of keyed-hash token rows per file, (file, row, readable) per data row, and bad rows per file.
 
-    ``mappings`` maps each file's name to its field -> column mapping.
+    Each token is hashed under a random key made for this call and thrown away after it, so whatever
+    database Splink builds holds only unlinkable hashes; the comparisons are equalities, so the estimated
+    parameters are those of the values themselves.
     """
     key = secrets.token_bytes(32)
     tables, index, bad = [], [], {}
@@ -107,9 +113,36 @@ def link_files(
             tokens["unique_id"] = uid
             table.append(tokens)
         tables.append(table)
+    return tables, index, bad
+
+
+def train_files(paths: Sequence[Path], mappings: Mapping[str, Mapping[str, str]], *, backend: str = "duckdb",
+                max_pairs: float = 2e6, seed: int = 42) -> tuple[dict[str, Any], int, dict[str, list[int]]]:
+    """Estimate a model from the extracts (:func:`exchange.identity.model.train_model`, no labels needed).
+
+    Returns the saved Splink model, how many rows it was estimated from, and the unreadable rows per file.
+    """
+    check_backend(backend)  # before reading anything: a missing engine is the first thing to say
+    tables, _index, bad = _token_tables(paths, mappings)
     present = [t for t in tables if t]
-    # Too few rows to estimate parameters from: use the shipped model (trained by Splink on generated people).
-    model = default_model() if sum(map(len, present)) < TRAIN_MIN_ROWS else None
+    model = train_model(present, backend=backend, max_pairs=max_pairs, seed=seed)
+    return model, sum(map(len, present)), bad
+
+
+def link_files(
+    paths: Sequence[Path], mappings: Mapping[str, Mapping[str, str]], *, threshold: float = 0.99,
+    model: Mapping[str, Any] | None = None,
+) -> tuple[list[RowLink], dict[str, list[int]]]:
+    """Link and dedupe the files; return one :class:`RowLink` per data row and the unreadable rows per file.
+
+    ``mappings`` maps each file's name to its field -> column mapping. With ``model`` (a saved Splink model,
+    e.g. from :func:`train_files`) the rows are scored with it; otherwise Splink estimates the parameters
+    from the files themselves from :data:`TRAIN_MIN_ROWS` rows on, and the shipped model scores fewer.
+    """
+    tables, index, bad = _token_tables(paths, mappings)
+    present = [t for t in tables if t]
+    if model is None and sum(map(len, present)) < TRAIN_MIN_ROWS:
+        model = default_model()  # too few rows to estimate parameters from: the shipped model
     linkage = link_tables(present, threshold=threshold, model=model,
                           link_type="link_and_dedupe" if len(present) > 1 else "dedupe_only") if present else None
     cluster_ids: dict[str, str] = {}

@@ -95,22 +95,13 @@ def link_tables(
     hard conflict (:data:`transforms.identity_comparisons.HARD_CONFLICTS`: twins, father and son) get
     probability 0, as the person index never links them automatically either.
     """
-    import duckdb
-    from splink import DuckDBAPI, Linker
-
-    logging.getLogger("splink").setLevel(logging.ERROR)
-    connection = duckdb.connect()
-    connection.execute("SET enable_progress_bar = false")  # a CLI's stderr is for our messages
-    db = DuckDBAPI(connection)
-    frames = [db.register(_frame(rows, f"t{i}"), dataset_display_name=f"t{i}") for i, rows in enumerate(tables)]
     if model is not None:
         settings = dict(model)
         settings["link_type"] = link_type or settings.get("link_type", "link_and_dedupe")
         settings["retain_matching_columns"] = True
-        linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
+        linker = _linker(tables, settings)
     else:
-        settings = splink_settings(link_type or ("link_and_dedupe" if len(frames) > 1 else "dedupe_only"))
-        linker = Linker(frames if len(frames) > 1 else frames[0], settings, log_level=None)
+        linker = _linker(tables, splink_settings(link_type or _link_type(tables)))
         train(linker, max_pairs=max_pairs, seed=seed)
     predictions = linker.inference.predict(threshold_match_probability=0.01)
     if conflicts:
@@ -124,6 +115,90 @@ def link_tables(
         "unique_id, cluster_id").fetchall()}
     saved = linker.misc.save_model_to_json()
     return Linkage(pairs, clusters, saved)
+
+
+def _link_type(tables: Sequence[Iterable[Mapping[str, str]]]) -> str:
+    return "link_and_dedupe" if len(tables) > 1 else "dedupe_only"
+
+
+def _linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str, Any]):
+    """A Splink linker over the token tables, on a fresh in-process DuckDB."""
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # a CLI's stderr is for our messages
+    db = DuckDBAPI(connection)
+    frames = [db.register(_frame(rows, f"t{i}"), dataset_display_name=f"t{i}") for i, rows in enumerate(tables)]
+    return Linker(frames if len(frames) > 1 else frames[0], dict(settings), log_level=None)
+
+
+BACKENDS = ("duckdb", "spark")
+"""Engines :func:`train_model` can estimate on: DuckDB in-process; Spark for a state's volumes."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """The chosen Splink backend cannot run here; the message says what to install."""
+
+
+def check_backend(backend: str) -> None:
+    """Refuse an unknown backend, or one whose engine is not installed, with what to install."""
+    import importlib.util
+    import shutil
+
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    if backend == "spark":
+        missing = []
+        if importlib.util.find_spec("pyspark") is None:
+            missing.append("pyspark (pip install 'pyspark>=3.5,<4'; Splink's Spark backend)")
+        if shutil.which("java") is None:
+            missing.append("a Java runtime, 11 or 17 (java on PATH or JAVA_HOME)")
+        if missing:
+            raise BackendUnavailableError(
+                "the Spark backend needs " + " and ".join(missing) + "; neither is part of niem-exchange's "
+                "dependencies. Train on DuckDB (--backend duckdb) meanwhile: the model file is the same")
+        raise BackendUnavailableError(
+            "the Spark backend is not wired yet: the comparison levels are written in DuckDB SQL "
+            "(list_has_any/string_split), which Spark spells arrays_overlap/split; see exchange/identity/README.md")
+
+
+def train_model(
+    tables: Sequence[Iterable[Mapping[str, str]]], *, backend: str = "duckdb", max_pairs: float = 2e6,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Estimate the Fellegi-Sunter parameters from token tables (no labels) and return the saved model.
+
+    The same estimation :func:`link_tables` runs when given no model (:func:`train`): u by random sampling
+    of ``max_pairs`` pairs, the prior from near-certain rules, m by expectation maximisation over two
+    blockings. The result is what ``identity.model`` in an exchange YAML and ``identity link --model`` read.
+    """
+    check_backend(backend)
+    tables = [list(t) for t in tables]
+    if sum(map(len, tables)) < 2:
+        raise ValueError("training needs at least two records")
+    linker = _linker(tables, splink_settings(_link_type(tables)))
+    train(linker, max_pairs=max_pairs, seed=seed)
+    model = linker.misc.save_model_to_json()
+    parameters_from_splink(model)  # refuse to hand out a model the person index could not read
+    return model
+
+
+def load_model(text: str) -> dict[str, Any]:
+    """Parse a model file's text and check it fits the comparison spec (ValueError says where not)."""
+    try:
+        model = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON (line {error.lineno})") from None
+    if not isinstance(model, dict) or "comparisons" not in model or \
+            "probability_two_random_records_match" not in model:
+        raise ValueError("not a Splink model (no comparisons or prior)")
+    try:
+        parameters_from_splink(model)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"not a Splink model ({type(error).__name__} reading it)") from None
+    return model
 
 
 def _without_conflicts(table: str) -> str:
