@@ -295,6 +295,8 @@ def serve(app, *, host: str, port: int, certificate: Path, key: Path, client_ca:
     """Run ``app`` under uvicorn with mutual TLS (clients must present a certificate ``client_ca`` issued)."""
     import uvicorn
 
+    # on SIGTERM, requests in flight get a few seconds; idle keep-alive connections of clients (zeep keeps
+    # its session open) must not hold the shutdown forever
     uvicorn.Server(server_config(app, host=host, port=port, certificate=certificate, key=key,
-                                 client_ca=client_ca, log_level=log_level)).run()
+                                 client_ca=client_ca, log_level=log_level, timeout_graceful_shutdown=5)).run()
 
