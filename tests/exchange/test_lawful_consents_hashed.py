@@ -98,3 +98,38 @@ def test_a_state_database_with_references_in_clear_is_migrated(tmp_path):
         columns = {row[1] for row in db.execute("PRAGMA table_info(consents)")}
     assert "patient_id" not in columns and {"patient_key", "shared_id"} <= columns
     assert registry.for_patient("QZPAT7731") and not registry.for_patient("Patient/QZPAT0000")
+
+
+def test_the_migration_also_runs_on_postgresql():
+    """Same migration on a real PostgreSQL 15 (the failed statement aborts its transaction: migrate, retry)."""
+    import pytest
+    import sqlalchemy as sa
+
+    from exchange.consent_registry import ConsentRegistry
+    from exchange.state.db import open_engine
+    from tests.support.postgres import available, running_postgres
+
+    if not available():
+        pytest.skip("PostgreSQL 15 server binaries are not installed")
+    with running_postgres() as url:
+        with sa.create_engine(url).begin() as conn:  # the consents table as the previous version created it
+            conn.exec_driver_sql(
+                "CREATE TABLE consents (consent_id VARCHAR(200) PRIMARY KEY, source VARCHAR(500) NOT NULL, "
+                "patient_id VARCHAR(200) NOT NULL, discloser VARCHAR(300) NOT NULL, recipients TEXT NOT NULL, "
+                "purpose VARCHAR(200) NOT NULL, information TEXT NOT NULL, status VARCHAR(32) NOT NULL, "
+                "signed_on VARCHAR(10), expires_on VARCHAR(10), revoked_on VARCHAR(10), part2 INTEGER NOT NULL, "
+                "expiry_event VARCHAR(300) NOT NULL, updated_at TIMESTAMP WITH TIME ZONE NOT NULL)")
+            conn.exec_driver_sql("CREATE INDEX ix_consents_patient_id ON consents (patient_id)")
+            conn.exec_driver_sql("INSERT INTO consents VALUES ('C-1', '/x/c.csv', 'Patient/QZPAT7731', 'County BH', "
+                                 "'[\"pd\"]', 'PUBHLTH', '[]', 'active', '2026-01-01', '2027-01-01', NULL, 0, '', "
+                                 "'2026-01-01T00:00:00Z')")
+        engine = open_engine(url)
+        registry = ConsentRegistry(engine, b"s" * 32)
+        assert registry.revoke("C-1", date(2026, 11, 20))  # a write migrates too
+        (consent,) = registry.for_patient("QZPAT7731")
+        assert consent.revoked_on == date(2026, 11, 20)
+        with engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("consents")}
+            stored = " ".join(str(v) for row in conn.exec_driver_sql("SELECT * FROM consents") for v in row)
+        engine.dispose()
+    assert "patient_id" not in columns and "QZPAT7731" not in stored
