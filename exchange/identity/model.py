@@ -3,7 +3,9 @@
 :mod:`transforms.identity_comparisons` says *what* is compared; this module hands it to Splink, which
 estimates the Fellegi-Sunter parameters (u by random sampling, m by expectation maximisation), generates
 candidate pairs by blocking, scores them and clusters them. DuckDB runs in-process, so "linking a county"
-needs no server; the same settings run on Spark (``splink.SparkAPI``) when a state outgrows one machine.
+needs no server; :func:`train_model` can estimate on Spark (``splink.SparkAPI``, the same spec written in
+Spark SQL) when a state outgrows one machine, if pyspark and Java are installed. A saved model's SQL is
+never run: :func:`settings_from_model` regenerates it from the spec and carries over only the probabilities.
 
 Inputs are token tables (one dict per record, from :func:`transforms.identity_normalise.tokens_for`),
 either in clear or as keyed hashes: the comparisons are equalities, so Splink never needs the values
@@ -25,23 +27,38 @@ DEFAULT_MODEL = "default_model.json"
 """Parameters shipped with the package (trained by Splink on generated people, see ``bench/identity.py``)."""
 
 
-def splink_settings(link_type: str = "link_and_dedupe") -> dict[str, Any]:
-    """A Splink settings dictionary with one comparison per spec entry and one blocking rule per key."""
+_QUOTE = {"duckdb": '"', "spark": "`"}  # Spark SQL reads "x" as a string literal, `x` as a column
+_OVERLAP = {"duckdb": "list_has_any(string_split({a}, '{sep}'), string_split({b}, '{sep}'))",
+            "spark": "arrays_overlap(split({a}, '{sep}'), split({b}, '{sep}'))"}
+
+
+def _column(name: str, dialect: str, side: str = "") -> str:
+    q = _QUOTE[dialect]
+    return f"{side}.{q}{name}{q}" if side else f"{q}{name}{q}"
+
+
+def splink_settings(link_type: str = "link_and_dedupe", dialect: str = "duckdb") -> dict[str, Any]:
+    """A Splink settings dictionary with one comparison per spec entry and one blocking rule per key.
+
+    ``dialect`` is the SQL of the backend that runs it: ``duckdb`` or ``spark`` (quoting and the one
+    set-overlap function differ; everything else is plain equality).
+    """
     comparisons = []
     for comparison in COMPARISONS:
         key = comparison.key
         levels: list[dict[str, Any]] = [{
-            "sql_condition": f'"{key}_l" IS NULL OR "{key}_r" IS NULL',
+            "sql_condition": f"{_column(key + '_l', dialect)} IS NULL OR {_column(key + '_r', dialect)} IS NULL",
             "label_for_charts": "unknown", "is_null_level": True,
         }]
         for level in comparison.levels:
             sql = " OR ".join(
-                f'list_has_any(string_split("{a}_l", \'{SET_SEPARATOR}\'), string_split("{b}_r", \'{SET_SEPARATOR}\'))'
-                if a.endswith("_del") else f'"{a}_l" = "{b}_r"' for a, b in level.pairs)
+                _OVERLAP[dialect].format(a=_column(a + "_l", dialect), b=_column(b + "_r", dialect), sep=SET_SEPARATOR)
+                if a.endswith("_del") else f"{_column(a + '_l', dialect)} = {_column(b + '_r', dialect)}"
+                for a, b in level.pairs)
             levels.append({"sql_condition": f"({sql})", "label_for_charts": level.label})
         levels.append({"sql_condition": "ELSE", "label_for_charts": "different"})
         comparisons.append({"output_column_name": comparison.name, "comparison_levels": levels})
-    blocking = [" AND ".join(f'l."{t}" = r."{t}"' for t in key) for key in BLOCKING_KEYS]
+    blocking = [_equal(key, dialect) for key in BLOCKING_KEYS]
     return {
         "link_type": link_type,
         "unique_id_column_name": "unique_id",
@@ -96,10 +113,7 @@ def link_tables(
     probability 0, as the person index never links them automatically either.
     """
     if model is not None:
-        settings = dict(model)
-        settings["link_type"] = link_type or settings.get("link_type", "link_and_dedupe")
-        settings["retain_matching_columns"] = True
-        linker = _linker(tables, settings)
+        linker = _linker(tables, settings_from_model(model, link_type or _link_type(tables)))
     else:
         linker = _linker(tables, splink_settings(link_type or _link_type(tables)))
         train(linker, max_pairs=max_pairs, seed=seed)
@@ -117,22 +131,68 @@ def link_tables(
     return Linkage(pairs, clusters, saved)
 
 
+def _equal(tokens: Sequence[str], dialect: str) -> str:
+    """A blocking or training rule: the pair agrees on every one of ``tokens``."""
+    return " AND ".join(f"{_column(t, dialect, 'l')} = {_column(t, dialect, 'r')}" for t in tokens)
+
+
+def settings_from_model(model: Mapping[str, Any], link_type: str, dialect: str = "duckdb") -> dict[str, Any]:
+    """Settings for ``dialect`` carrying a saved model's probabilities; the model's own SQL is never run.
+
+    The SQL is generated afresh from the comparison spec and the m and u probabilities are copied by
+    position (as :func:`parameters_from_splink` reads them), so a model estimated on Spark links on DuckDB
+    and a model file cannot smuggle SQL into the engine.
+    """
+    parameters_from_splink(model)  # same spec, or refused before anything runs
+    settings = splink_settings(link_type, dialect)
+    settings["probability_two_random_records_match"] = float(model["probability_two_random_records_match"])
+    saved = {c["output_column_name"]: c["comparison_levels"] for c in model["comparisons"]}
+    for comparison in settings["comparisons"]:
+        for level, old in zip(comparison["comparison_levels"], saved[comparison["output_column_name"]]):
+            for name in ("m_probability", "u_probability"):
+                if not level.get("is_null_level") and old.get(name) is not None:
+                    level[name] = float(old[name])
+    return settings
+
+
 def _link_type(tables: Sequence[Iterable[Mapping[str, str]]]) -> str:
     return "link_and_dedupe" if len(tables) > 1 else "dedupe_only"
 
 
-def _linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str, Any]):
-    """A Splink linker over the token tables, on a fresh in-process DuckDB."""
-    import duckdb
-    from splink import DuckDBAPI, Linker
+def _linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str, Any], backend: str = "duckdb"):
+    """A Splink linker over the token tables, on a fresh in-process DuckDB (or the Spark session)."""
+    from splink import Linker
 
     logging.getLogger("splink").setLevel(logging.ERROR)
+    if backend == "spark":
+        return _spark_linker(tables, settings)
+    import duckdb
+    from splink import DuckDBAPI
+
     connection = duckdb.connect()
     connection.execute("SET enable_progress_bar = false")  # a CLI's stderr is for our messages
     db = DuckDBAPI(connection)
     frames = [db.register(_frame(rows, f"t{i}"), dataset_display_name=f"t{i}") for i, rows in enumerate(tables)]
     return Linker(frames if len(frames) > 1 else frames[0], dict(settings), log_level=None)
 
+
+def _spark_linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str, Any]):
+    """The same linker on Spark (``SparkSession.builder`` picks up ``SPARK_*`` / ``spark-defaults.conf``).
+
+    Not exercised by the test suite where pyspark is absent (see exchange/identity/README.md).
+    """
+    from pyspark.sql import SparkSession
+    from splink import Linker, SparkAPI
+
+    spark = SparkSession.builder.appName("niem-exchange identity train").getOrCreate()
+    db = SparkAPI(spark_session=spark)
+    frames = [db.register(spark.createDataFrame(_frame(rows, f"t{i}")), dataset_display_name=f"t{i}")
+              for i, rows in enumerate(tables)]
+    return Linker(frames if len(frames) > 1 else frames[0], dict(settings), log_level=None)
+
+
+TRAIN_MIN_RECORDS = 1000
+"""Fewer records than this give Splink too few pairs to estimate m and u from (tens of thousands are best)."""
 
 BACKENDS = ("duckdb", "spark")
 """Engines :func:`train_model` can estimate on: DuckDB in-process; Spark for a state's volumes."""
@@ -152,16 +212,13 @@ def check_backend(backend: str) -> None:
     if backend == "spark":
         missing = []
         if importlib.util.find_spec("pyspark") is None:
-            missing.append("pyspark (pip install 'pyspark>=3.5,<4'; Splink's Spark backend)")
+            missing.append("pyspark 3.5 or later (pip install pyspark: Splink's spark extra)")
         if shutil.which("java") is None:
             missing.append("a Java runtime, 11 or 17 (java on PATH or JAVA_HOME)")
         if missing:
             raise BackendUnavailableError(
-                "the Spark backend needs " + " and ".join(missing) + "; neither is part of niem-exchange's "
-                "dependencies. Train on DuckDB (--backend duckdb) meanwhile: the model file is the same")
-        raise BackendUnavailableError(
-            "the Spark backend is not wired yet: the comparison levels are written in DuckDB SQL "
-            "(list_has_any/string_split), which Spark spells arrays_overlap/split; see exchange/identity/README.md")
+                "the Spark backend needs " + " and ".join(missing) + ", which niem-exchange does not install. "
+                "Train on DuckDB (--backend duckdb) meanwhile: the model file is the same")
 
 
 def train_model(
@@ -174,12 +231,19 @@ def train_model(
     of ``max_pairs`` pairs, the prior from near-certain rules, m by expectation maximisation over two
     blockings. The result is what ``identity.model`` in an exchange YAML and ``identity link --model`` read.
     """
+    from splink.internals.exceptions import EMTrainingException
+
     check_backend(backend)
     tables = [list(t) for t in tables]
-    if sum(map(len, tables)) < 2:
-        raise ValueError("training needs at least two records")
-    linker = _linker(tables, splink_settings(_link_type(tables)))
-    train(linker, max_pairs=max_pairs, seed=seed)
+    rows = sum(map(len, tables))
+    if rows < TRAIN_MIN_RECORDS:
+        raise ValueError(f"training needs at least {TRAIN_MIN_RECORDS} records, these extracts have {rows}")
+    linker = _linker(tables, splink_settings(_link_type(tables), backend), backend)
+    try:
+        train(linker, max_pairs=max_pairs, seed=seed, dialect=backend)
+    except EMTrainingException:
+        raise ValueError("too few records share a birth date, or a name sound, for expectation maximisation "
+                         "to estimate from; train on more records") from None
     model = linker.misc.save_model_to_json()
     parameters_from_splink(model)  # refuse to hand out a model the person index could not read
     return model
@@ -210,16 +274,15 @@ def _without_conflicts(table: str) -> str:
             f"CASE WHEN {clauses} THEN 0.0 ELSE match_probability END AS match_probability) FROM {table}")
 
 
-def train(linker, *, max_pairs: float = 2e6, seed: int = 42) -> None:
+def train(linker, *, max_pairs: float = 2e6, seed: int = 42, dialect: str = "duckdb") -> None:
     """Estimate the model's parameters from the linker's own data (no labels needed)."""
     linker.training.estimate_probability_two_random_records_match(
-        ['l."dob" = r."dob" AND l."sn" = r."sn" AND l."given_canon" = r."given_canon"',
-         'l."ssn" = r."ssn" AND l."dob" = r."dob"'],
+        [_equal(("dob", "sn", "given_canon"), dialect), _equal(("ssn", "dob"), dialect)],
         recall=0.8,
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
-    for rule in ('l."dob" = r."dob"', 'l."sn_sdx" = r."sn_sdx" AND l."given_sdx" = r."given_sdx"'):
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    for rule in (("dob",), ("sn_sdx", "given_sdx")):
+        linker.training.estimate_parameters_using_expectation_maximisation(_equal(rule, dialect))
 
 
 def parameters_from_splink(model: Mapping[str, Any]) -> Parameters:

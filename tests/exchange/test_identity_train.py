@@ -129,5 +129,38 @@ def test_spark_backend_without_pyspark_says_what_to_install(tmp_path):
     files, _ = _extracts(tmp_path, 20, seed=3, files=1)
     result = _run("train", *files, "--columns", COLUMNS, "--out", tmp_path / "m.json", "--backend", "spark")
     assert result.exit_code == 2
-    assert "pyspark" in result.output and "--backend duckdb" in result.output
+    said = " ".join(result.output.split())
+    assert "pip install pyspark" in said and "--backend duckdb" in said
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_spark_settings_are_spark_sql_over_the_token_columns():
+    """What the Spark backend would run: every condition parses as Spark SQL and compares columns, not strings."""
+    import sqlglot
+    from sqlglot import exp
+
+    from exchange.identity.model import settings_from_model, splink_settings
+    from transforms.identity_normalise import TOKENS
+
+    spark = settings_from_model(default_model(), "link_and_dedupe", dialect="spark")
+    duck = splink_settings("link_and_dedupe")
+    conditions = [lv["sql_condition"] for c in spark["comparisons"] for lv in c["comparison_levels"]
+                  if lv["sql_condition"] != "ELSE"] + spark["blocking_rules_to_generate_predictions"]
+    for sql in conditions:
+        tree = sqlglot.parse_one(sql, read="spark")
+        columns = {c.name.removesuffix("_l").removesuffix("_r") for c in tree.find_all(exp.Column)}
+        assert columns and columns <= set(TOKENS), sql
+        assert not any("_l" in s.this or "_r" in s.this for s in tree.find_all(exp.Literal) if s.is_string), sql
+    # the probabilities travel with the levels, whatever the dialect
+    for ours, theirs in zip(spark["comparisons"], default_model()["comparisons"]):
+        assert [lv.get("m_probability") for lv in ours["comparison_levels"] if not lv.get("is_null_level")] == [
+            lv.get("m_probability") for lv in theirs["comparison_levels"] if not lv.get("is_null_level")]
+    assert len(duck["comparisons"]) == len(spark["comparisons"])
+
+
+def test_too_few_records_to_train_on_is_a_clear_error(tmp_path):
+    files, _ = _extracts(tmp_path, 50, seed=3, files=1)
+    result = _run("train", *files, "--columns", COLUMNS, "--out", tmp_path / "m.json")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "at least 1000 records, these extracts have 50" in said
     assert not (tmp_path / "m.json").exists()
