@@ -9,29 +9,52 @@ by newlines, so a change to either makes the unit new.
 
 This adapter satisfies ``exchange.ports.Source`` structurally (it imports nothing from ``exchange``):
 
-* :meth:`JailCsvSource.plan` is cheap (hash and count rows): one window per slice of at most ``max_records``
-  rows of each unit not yet done; the cursor is an opaque JSON text listing the digests of units fully done.
-  Two units with identical content (a file re-sent under another name) are planned once.
-* :meth:`JailCsvSource.read` yields a :class:`JailBooking` or a :class:`Rejected` for every row of a window,
-  and never raises for bad data: a row with the wrong number of fields, undecodable bytes, a header missing a
-  needed column (every row rejected, naming the column), a booking number already used earlier in the same
-  file, and charge rows that match no booking (reported with the unit's last window) all become Rejected.
+* :meth:`JailCsvSource.plan` reads each unit not yet done once, streaming (hash, then one pass over each
+  file): one window per slice of at most ``max_records`` rows; the cursor is an opaque JSON text listing the
+  digests of units fully done. Two units with identical content (a file re-sent under another name) are
+  planned once. The plan remembers, per window, where its rows lie in the bookings file, where the charge
+  rows of its bookings lie in the charges file, which of its rows repeat a booking number used earlier in
+  the file, and (last window) which charge rows match no booking; a digest of exactly those bytes (and the
+  two headers) and the two file sizes are in the window's spec too. Nothing in a spec is a value from a row.
+* :meth:`JailCsvSource.read` reads only its window's bytes, so its cost per record does not grow with the
+  file and its memory is one window's. If the files' sizes or the bytes it reads differ from what was
+  planned, every row of the window is rejected as changed (the changed unit has a new digest and is planned
+  anew). It yields a :class:`JailBooking` or a :class:`Rejected` for every row of a window, and never raises
+  for bad data: a row with the wrong number of fields, undecodable bytes, a header missing a needed column
+  (every row rejected, naming the column), a booking number already used earlier in the same file, and
+  charge rows that match no booking (reported with the unit's last window) all become Rejected.
 
-Rows are numbered from 1 after the header, counting CSV records (a quoted field may span lines).
+Rows are numbered from 1 after the header, counting CSV records (a quoted field may span lines). Byte
+offsets need an encoding whose line ends are plain ASCII bytes (UTF-8, Latin-1, cp1252...); with another
+one (UTF-16) windows carry no offsets and each read parses the whole unit, as windows planned by an older
+version of this source (no ``check`` in their spec) are read too.
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import fnmatch
 import hashlib
-import io
-import re
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from pathlib import Path
+from typing import BinaryIO
 
+from adapters.sources import csv_spans
 from adapters.sources.done_cursor import read_done, write_done
+from adapters.sources.jail_rows import (
+    SPACE,
+    ChargeGroups,
+    Table,
+    booking_number,
+    charge_problem,
+    group_charges,
+    is_blank,
+    records_of,
+    resolve_header,
+    text_problem,
+)
 from transforms.model import (
     ConfigError,
     JailBooking,
@@ -55,10 +78,7 @@ PARTIAL_SUFFIXES = (".part", ".tmp")
 CHARGES_PREFIX = "charges."
 """Prefix of ``columns`` keys that name a column of the charges file (``charges.statute``)."""
 
-_UNDECODABLE = re.compile(r"[\udc80-\udcff]")  # what surrogateescape leaves for bytes the encoding rejects
-_SPACE = re.compile(r"\s+")
-
-_ChargeGroups = dict[str, list[tuple[int, dict[str, str]]]]  # booking number -> [(charges row, row)]
+_CHANGED = "changed or vanished after planning; its current content is planned anew"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +93,25 @@ class _Unit:
 
 
 @dataclass(slots=True)
-class _Table:
-    """A parsed CSV file: header width, canonical column -> index, a whole-file problem, the records."""
+class _Planned:
+    """One window while its unit is being planned: rows, byte spans, duplicates and the digest of its bytes."""
 
-    width: int = 0
-    index: dict[str, int] = field(default_factory=dict)
-    problem: tuple[str, str] | None = None  # (field, reason) that rejects every row
-    records: list[list[str] | None] = field(default_factory=list)  # None: a record the CSV reader refused
+    start: int
+    offset: int
+    check: hashlib._Hash
+    stop: int = 0
+    end: int = 0
+    duplicates: list[int] = field(default_factory=list)  # rows repeating a booking number used earlier
+    charges: list[list[int]] = field(default_factory=list)  # [first charges row, start, end] runs
+    rejects: list[list[int]] = field(default_factory=list)  # charge rows that belong to no booking
+
+    def add_run(self, runs: list[list[int]], row: int, start: int, raw: bytes) -> None:
+        """Add one charges record to ``runs``, extending the last run when the bytes follow on."""
+        self.check.update(raw)
+        if runs and runs[-1][2] == start:
+            runs[-1][2] = start + len(raw)
+        else:
+            runs.append([row, start, start + len(raw)])
 
 
 class JailCsvSource:
@@ -140,28 +172,101 @@ class JailCsvSource:
         done = read_done(cursor, "jail_csv.plan")
         windows: list[Window] = []
         for name, charges_name in self._candidates():
-            unit = self._load(name, charges_name)
-            if unit is None or unit.digest in done:
-                continue
-            delimiter = self._delimiter or _sniff(unit.data)
-            charges_delimiter = None
-            if unit.charges_data is not None:
-                charges_delimiter = self._delimiter or _sniff(unit.charges_data)
-            rows = len(_records(self._decode(unit.data), delimiter)) - 1
-            if rows < 1:
-                continue  # empty or header only: nothing to read; planned again once it has rows
-            for start in range(1, rows + 1, max_records):
-                stop = min(start + max_records - 1, rows)
-                if stop == rows:
-                    done = done | {unit.digest}
-                windows.append(Window(
-                    key=f"{unit.digest[:16]}:rows={start}-{stop}",
-                    cursor_after=write_done(done),
-                    spec={"file": name, "charges_file": charges_name, "digest": unit.digest, "start": start,
-                          "stop": stop, "rows": rows, "delimiter": delimiter,
-                          "charges_delimiter": charges_delimiter},
-                ))
+            try:
+                with self._open(name, charges_name) as (handle, charges):
+                    digest = _unit_digest(handle, charges)
+                    if digest in done:
+                        continue
+                    specs = self._plan_unit(name, charges_name, handle, charges, max_records)
+            except FileNotFoundError:
+                continue  # moved away meanwhile
+            for spec in specs:
+                if spec["stop"] == spec["rows"]:
+                    done = done | {digest}
+                windows.append(Window(key=f"{digest[:16]}:rows={spec['start']}-{spec['stop']}",
+                                      cursor_after=write_done(done), spec={**spec, "digest": digest}))
         return windows
+
+    @contextlib.contextmanager
+    def _open(self, name: str, charges_name: str | None) -> Iterator[tuple[BinaryIO, BinaryIO | None]]:
+        """A unit's two files open for reading; FileNotFoundError when one vanished, RetryableError on I/O."""
+        try:
+            with contextlib.ExitStack() as stack:
+                handle = stack.enter_context(open(self.directory / name, "rb"))
+                charges = stack.enter_context(open(self.directory / charges_name, "rb")) if charges_name else None
+                yield handle, charges
+        except FileNotFoundError:
+            raise
+        except OSError:
+            raise RetryableError(f"jail_csv read {name}", "the file cannot be read (permissions or I/O)") from None
+
+    def _plan_unit(self, name: str, charges_name: str | None, handle: BinaryIO, charges: BinaryIO | None,
+                   max_records: int) -> list[dict]:
+        """The specs (without the digest) of a unit's windows; none for an empty or header-only file."""
+        delimiter = self._delimiter or csv_spans.sniff(handle)
+        charges_delimiter = self._delimiter or csv_spans.sniff(charges) if charges is not None else None
+        shared = {"file": name, "charges_file": charges_name, "delimiter": delimiter,
+                  "charges_delimiter": charges_delimiter}
+        if not csv_spans.byte_lines_ok(self._codec):
+            handle.seek(0)
+            rows = len(records_of(self._decode(handle.read()), delimiter)) - 1
+            return [{**shared, "start": start, "stop": min(start + max_records - 1, rows), "rows": rows}
+                    for start in range(1, rows + 1, max_records)]
+
+        handle.seek(0)
+        records = csv_spans.scan(handle, self._codec, delimiter)
+        _, header_raw, header = next(records, (0, b"", None))
+        table = resolve_header(header, BOOKING_COLUMNS, REQUIRED_BOOKING_COLUMNS, "", self._columns)
+        planned: list[_Planned] = []
+        first_window: dict[str, int] = {}  # booking number -> window of its first well-formed row
+        for n, (start, raw, record) in enumerate(records, start=1):
+            if (n - 1) % max_records == 0:
+                planned.append(_Planned(n, start, hashlib.sha256(header_raw)))
+            window = planned[-1]
+            window.stop, window.end = n, start + len(raw)
+            window.check.update(raw)
+            number = booking_number(record, table)
+            if number in first_window:
+                window.duplicates.append(n)
+            elif number:
+                first_window[number] = len(planned) - 1
+        if not planned:
+            return []  # empty or header only: nothing to read; planned again once it has rows
+
+        charges_header_end = None
+        if charges is not None:
+            charges.seek(0)
+            charge_records = csv_spans.scan(charges, self._codec, charges_delimiter)
+            _, charges_header_raw, charges_header = next(charge_records, (0, b"", None))
+            charges_header_end = len(charges_header_raw)
+            for window in planned:
+                window.check.update(charges_header_raw)
+            charge_table = resolve_header(charges_header, CHARGE_COLUMNS, REQUIRED_CHARGE_COLUMNS, CHARGES_PREFIX,
+                                          self._columns)
+            if not table.problem and not charge_table.problem:
+                self._plan_charges(charge_records, charge_table, first_window, planned)
+
+        rows = planned[-1].stop
+        sizes = {"size": os.fstat(handle.fileno()).st_size,
+                 "charges_size": os.fstat(charges.fileno()).st_size if charges is not None else None,
+                 "header_end": len(header_raw), "charges_header_end": charges_header_end}
+        return [{**shared, **sizes, "start": w.start, "stop": w.stop, "rows": rows, "span": [w.offset, w.end],
+                 "duplicates": w.duplicates, "charges": w.charges, "rejects": w.rejects,
+                 "check": w.check.hexdigest()[:32]} for w in planned]
+
+    @staticmethod
+    def _plan_charges(records: Iterator[tuple[int, bytes, list[str] | None]], table: Table,
+                      first_window: dict[str, int], planned: list[_Planned]) -> None:
+        """Give each charges record to the window of its booking, or to the last window's rejects."""
+        for n, (start, raw, record) in enumerate(records, start=1):
+            if record is not None and is_blank(record, table):
+                continue
+            number = booking_number(record, table)
+            window = first_window.get(number) if number else None
+            if window is None:  # unreadable, ragged, without a booking number, or matching no booking
+                planned[-1].add_run(planned[-1].rejects, n, start, raw)
+            else:
+                planned[window].add_run(planned[window].charges, n, start, raw)
 
     def _candidates(self) -> list[tuple[str, str | None]]:
         """(bookings file, charges file or None) for every complete bookings file, in name order."""
@@ -201,68 +306,131 @@ class JailCsvSource:
     def read(self, window: Window) -> Iterator[JailBooking | Rejected]:
         """A record or a Rejected for every non-blank row of ``window``; never raises for bad data."""
         spec = window.spec
+        if "check" not in spec:
+            yield from self._read_whole(spec)
+            return
+        name, start, stop = spec["file"], int(spec["start"]), int(spec["stop"])
+        read = self._read_spans(spec)
+        if read is None:
+            for n in range(start, stop + 1):
+                yield self._reject(name, n, "", "file", _CHANGED)
+            return
+        bookings, records, charges, charge_records, rejected = read
+        by_booking, _ = group_charges(charges, charge_records)
+        duplicates = set(spec["duplicates"])
+        for n, record in enumerate(records, start=start):
+            verdict = self._row(name, n, record, bookings, charges, by_booking, n in duplicates, spec["charges_file"])
+            if verdict is not None:
+                yield verdict
+        for n, record in rejected:  # charge rows that belong to no booking: planned into the last window only
+            number = booking_number(record, charges) if charges is not None else ""
+            if number:
+                yield self._reject(spec["charges_file"], n, number, "booking_number", f"matches no booking in {name}")
+            else:
+                yield self._reject(spec["charges_file"], n, "", *charge_problem(record, charges))
+
+    def _read_spans(self, spec: Mapping) -> tuple[Table, list, Table | None, list, list] | None:
+        """The window's header, rows, charges header, charge rows and rejected charge rows, read from the
+        byte spans the plan gave; None if the files are not the ones planned (sizes or bytes differ)."""
+        name, charges_name = spec["file"], spec["charges_file"]
+        check = hashlib.sha256()
+        try:
+            with self._open(name, charges_name) as (handle, charges):
+                if os.fstat(handle.fileno()).st_size != spec["size"] or (
+                        charges is not None and os.fstat(charges.fileno()).st_size != spec["charges_size"]):
+                    return None
+                header = csv_spans.parse(handle, 0, spec["header_end"], self._codec, spec["delimiter"], check.update)
+                records = csv_spans.parse(handle, *spec["span"], self._codec, spec["delimiter"], check.update)
+                charge_table = None
+                charge_records: list[tuple[int, list[str] | None]] = []
+                rejected: list[tuple[int, list[str] | None]] = []
+                if charges is not None:
+                    charges_header = csv_spans.parse(charges, 0, spec["charges_header_end"], self._codec,
+                                                     spec["charges_delimiter"], check.update)
+                    charge_table = resolve_header(charges_header[0] if charges_header else None, CHARGE_COLUMNS,
+                                                REQUIRED_CHARGE_COLUMNS, CHARGES_PREFIX, self._columns)
+                    runs = sorted([(run, charge_records) for run in spec["charges"]]
+                                  + [(run, rejected) for run in spec["rejects"]], key=lambda r: r[0][1])
+                    for (row, run_start, run_end), into in runs:
+                        parsed = csv_spans.parse(charges, run_start, run_end, self._codec,
+                                                 spec["charges_delimiter"], check.update)
+                        into.extend(enumerate(parsed, start=row))
+        except FileNotFoundError:
+            return None
+        if check.hexdigest()[:32] != spec["check"] or len(records) != spec["stop"] - spec["start"] + 1:
+            return None
+        table = resolve_header(header[0] if header else None, BOOKING_COLUMNS, REQUIRED_BOOKING_COLUMNS, "",
+                               self._columns)
+        return table, records, charge_table, charge_records, rejected
+
+    def _read_whole(self, spec: Mapping) -> Iterator[JailBooking | Rejected]:
+        """Read a window by parsing its whole unit: windows planned without byte spans (see the docstring)."""
         name, start, stop = spec["file"], int(spec["start"]), int(spec["stop"])
         unit = self._load(name, spec.get("charges_file"))
         if unit is None or unit.digest != spec["digest"]:
             for n in range(start, stop + 1):
-                yield self._reject(name, n, "", "file",
-                                   "changed or vanished after planning; its current content is planned anew")
+                yield self._reject(name, n, "", "file", _CHANGED)
             return
-
-        bookings = self._table(unit.data, spec["delimiter"], BOOKING_COLUMNS, REQUIRED_BOOKING_COLUMNS, "")
-        charges: _Table | None = None
+        all_records = records_of(self._decode(unit.data), spec["delimiter"])
+        bookings = resolve_header(all_records[0] if all_records else None, BOOKING_COLUMNS,
+                                REQUIRED_BOOKING_COLUMNS, "", self._columns)
+        charges: Table | None = None
+        charge_records: list[tuple[int, list[str] | None]] = []
         if unit.charges_data is not None:
-            charges = self._table(unit.charges_data, spec["charges_delimiter"], CHARGE_COLUMNS,
-                                  REQUIRED_CHARGE_COLUMNS, CHARGES_PREFIX)
-        by_booking, charge_problems = _group_charges(charges)
+            parsed = records_of(self._decode(unit.charges_data), spec["charges_delimiter"])
+            charges = resolve_header(parsed[0] if parsed else None, CHARGE_COLUMNS, REQUIRED_CHARGE_COLUMNS,
+                                   CHARGES_PREFIX, self._columns)
+            charge_records = list(enumerate(parsed[1:], start=1))
+        by_booking, charge_problems = group_charges(charges, charge_records)
 
         seen: set[str] = set()
-        for n, record in enumerate(bookings.records[1:stop + 1], start=1):
-            verdict = self._row(name, n, record, bookings, charges, by_booking, seen, unit)
+        for n, record in enumerate(all_records[1:stop + 1], start=1):
+            number = booking_number(record, bookings)
+            verdict = self._row(name, n, record, bookings, charges, by_booking, number in seen, unit.charges_name)
+            if number:
+                seen.add(number)
             if n >= start and verdict is not None:
                 yield verdict
 
         # With a broken bookings header every booking is already rejected; its charges wait for the fixed file.
         if stop == int(spec["rows"]) and charges is not None and not charges.problem and not bookings.problem:
-            yield from self._orphans(unit, charges, by_booking, charge_problems, seen)
+            yield from self._orphans(unit, by_booking, charge_problems, seen)
 
-    def _row(self, name: str, n: int, record: list[str] | None, table: _Table, charges: _Table | None,
-             by_booking: _ChargeGroups, seen: set[str], unit: _Unit) -> JailBooking | Rejected | None:
-        """Judge one bookings record; ``seen`` collects booking numbers of well-formed rows, in file order."""
+    def _row(self, name: str, n: int, record: list[str] | None, table: Table, charges: Table | None,
+             by_booking: ChargeGroups, duplicate: bool, charges_name: str | None) -> JailBooking | Rejected | None:
+        """Judge one bookings record; ``duplicate``: its booking number was used by an earlier well-formed row."""
         if record is None:
             return self._reject(name, n, "", "row", "cannot be read as CSV")
-        if not record or (len(record) == 1 and not record[0].strip() and table.width > 1):
+        if is_blank(record, table):
             return None  # a blank line holds nothing to read or to lose
         if table.problem:
             return self._reject(name, n, "", *table.problem)
         if len(record) != table.width:
             return self._reject(name, n, "", "row", f"has {len(record)} fields; the header has {table.width}")
         row = {c: record[i] for c, i in table.index.items()}
-        number = _SPACE.sub(" ", row.get("booking_number", "")).strip().upper()
-        if number:
-            if number in seen:
-                return self._reject(name, n, number, "booking_number", "duplicate booking_number in this file")
-            seen.add(number)
+        number = SPACE.sub(" ", row.get("booking_number", "")).strip().upper()
+        if number and duplicate:
+            return self._reject(name, n, number, "booking_number", "duplicate booking_number in this file")
         booking_charges = by_booking.get(number, []) if number else []
         ref = SourceRef(self.system, f"{name}#row={n}", number)
         if charges is not None and charges.problem:
             field_name, reason = charges.problem
             return Rejected(RecordError(str(ref), field_name, reason))
-        if problem := _text_problem(row, "") or next(
-            (p for i, (_, c) in enumerate(booking_charges) if (p := _text_problem(c, f"charges[{i}]."))), None
+        if problem := text_problem(row, "") or next(
+            (p for i, (_, c) in enumerate(booking_charges) if (p := text_problem(c, f"charges[{i}]."))), None
         ):
             return Rejected(RecordError(str(ref), problem[0], problem[1].format(encoding=self.encoding)))
         try:
             return booking_from_row(row, [c for _, c in booking_charges], ref, today=self.today,
                                     require_charges=self.require_charges, default_tz=self.default_tz)
         except RecordError as error:
-            if error.field == "charges" and unit.charges_name is None:
+            if error.field == "charges" and charges_name is None:
                 error = RecordError(error.record, "charges",
                                     "at least one charge is required, and this drop has no charges file for it")
             return Rejected(error)
 
-    def _orphans(self, unit: _Unit, charges: _Table, by_booking: _ChargeGroups,
-                 charge_problems: list[tuple[int, str, str, str]], seen: set[str]) -> Iterator[Rejected]:
+    def _orphans(self, unit: _Unit, by_booking: ChargeGroups, charge_problems: list[tuple[int, str, str, str]],
+                 seen: set[str]) -> Iterator[Rejected]:
         """Charge rows that belong to no booking of the unit, or could not be read: never silently dropped."""
         rejected = list(charge_problems)
         for number, rows in by_booking.items():
@@ -279,76 +447,15 @@ class JailCsvSource:
     def _decode(self, data: bytes) -> str:
         return data.decode(self._codec, errors="surrogateescape")
 
-    def _table(self, data: bytes, delimiter: str, canonical: tuple[str, ...], required: tuple[str, ...],
-               prefix: str) -> _Table:
-        """Parse a file and resolve its header against our canonical columns (through ``columns``)."""
-        table = _Table(records=_records(self._decode(data), delimiter))
-        header = table.records[0] if table.records and table.records[0] is not None else []
-        table.width = len(header)
-        positions: dict[str, list[int]] = {}
-        for i, cell in enumerate(header):
-            positions.setdefault(cell.strip().lower(), []).append(i)
-        for name in canonical:
-            declared = prefix + name in self._columns
-            column = self._columns.get(prefix + name, name)
-            found = positions.get(column.strip().lower(), [])
-            if len(found) > 1 and table.problem is None:
-                table.problem = (prefix + name, f"column {column!r} appears more than once in the header")
-            elif not found and (declared or name in required) and table.problem is None:
-                where = "the charges file's header" if prefix else "the header"
-                table.problem = (prefix + name, f"{where} has no column {column!r}")
-            if found:
-                table.index[name] = found[0]
-        return table
 
 
-def _group_charges(charges: _Table | None) -> tuple[_ChargeGroups, list[tuple[int, str, str, str]]]:
-    """Charge rows by booking number (file order), and the charge rows that cannot be read at all."""
-    by_booking: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    problems: list[tuple[int, str, str, str]] = []
-    if charges is None or charges.problem:
-        return by_booking, problems
-    for n, record in enumerate(charges.records[1:], start=1):
-        if record is None:
-            problems.append((n, "", "row", "cannot be read as CSV"))
-        elif not record or (len(record) == 1 and not record[0].strip() and charges.width > 1):
-            continue
-        elif len(record) != charges.width:
-            problems.append((n, "", "row", f"has {len(record)} fields; the header has {charges.width}"))
-        else:
-            row = {c: record[i] for c, i in charges.index.items()}
-            number = _SPACE.sub(" ", row.get("booking_number", "")).strip().upper()
-            by_booking.setdefault(number, []).append((n, row))
-    return by_booking, problems
-
-
-def _text_problem(row: Mapping[str, str], prefix: str) -> tuple[str, str] | None:
-    """A field holding undecodable bytes or a line break (an unbalanced quote swallowing rows), if any."""
-    for name, value in row.items():
-        if _UNDECODABLE.search(value):
-            return prefix + name, "contains bytes that are not valid {encoding} text"
-        if "\n" in value or "\r" in value:
-            return prefix + name, "contains a line break (an unbalanced quote may have swallowed later rows)"
-    return None
-
-
-def _records(text: str, delimiter: str) -> list[list[str] | None]:
-    """Every CSV record of ``text``, header first; None for a record the reader refuses (oversized field)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records: list[list[str] | None] = []
-    while True:
-        try:
-            records.append(next(reader))
-        except StopIteration:
-            return records
-        except csv.Error:
-            records.append(None)
-
-
-def _sniff(data: bytes) -> str:
-    """Comma or pipe, whichever the header line holds more of (ties: comma)."""
-    header = data.split(b"\n", 1)[0]
-    return "|" if header.count(b"|") > header.count(b",") else ","
+def _unit_digest(handle: BinaryIO, charges: BinaryIO | None) -> str:
+    """The bookings file's SHA-256, or with a charges file the SHA-256 of both files' hex digests."""
+    digest = csv_spans.file_digest(handle)
+    if charges is None:
+        return digest
+    pair = f"{digest}\n{csv_spans.file_digest(charges)}\n"
+    return hashlib.sha256(pair.encode("ascii")).hexdigest()
 
 
 def _charges_name(name: str) -> str | None:
