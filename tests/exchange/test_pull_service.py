@@ -146,3 +146,32 @@ def test_a_recipient_never_sees_or_acknowledges_another_recipients_messages(serv
         client("client", "server-signing").pull(1)  # a signer pinned for nobody
     assert _ledger(ex) == Counter()
     assert _states(ex, "county-bh")[county_message.MessageID] == "sending"
+
+
+def test_the_curl_recipe_pulls_checks_and_acknowledges_with_standard_tools(served, tls_pki, tmp_path):
+    """adapters/inbound/examples/pull-with-curl.sh as a recipient runs it (xmllint, xmlsec1, curl)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    ex, _, client, home = served
+    script = Path(__file__).resolve().parents[2] / "adapters/inbound/examples/pull-with-curl.sh"
+    inbox = tmp_path / "inbox"
+    env = {**os.environ, "ENDPOINT": client().endpoint, "TLS_CERT": str(tls_pki.cert("client")),
+           "TLS_KEY": str(tls_pki.key("client")), "CA": str(tls_pki.cert("ca")),
+           "SIGN_CERT": str(tls_pki.cert("client-signing")), "SIGN_KEY": str(tls_pki.key("client-signing")),
+           "SERVICE_CERT": str(home / "certs/dev/signing.pem"), "OUT": str(inbox), "MAX": "100"}
+    result = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    waiting = _states(ex, "county-bh")
+    assert sorted(result.stdout.split()) == sorted([*waiting, *["acknowledged"] * len(waiting)])
+    entries = {e.message_id: e for e in ex.outbox.entries(recipient="county-bh")}
+    for message_id in waiting:
+        data = (inbox / f"{message_id}.xml").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entries[message_id].sha256
+        assert entries[message_id].state == "delivered"
+    assert _ledger(ex) == Counter({mid: 1 for mid in waiting})
+
+    forged = {**env, "SERVICE_CERT": str(tls_pki.cert("server-signing")), "OUT": str(tmp_path / "other")}
+    refused = subprocess.run(["sh", str(script)], env=forged, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "response not signed by SERVICE_CERT" in refused.stderr
