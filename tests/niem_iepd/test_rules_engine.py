@@ -105,3 +105,16 @@ def test_schematron_the_engine_cannot_run_faithfully_is_refused_when_compiled(co
         f'<sch:pattern id="p">{construct}</sch:pattern></sch:schema>')
     with pytest.raises(ValueError, match="not supported"):
         rules._compile(schema)
+
+
+def test_validate_many_gives_each_document_what_validate_gives_it():
+    stranger = etree.fromstring("<stranger/>")
+    documents = [*MESSAGES[:6], stranger, etree.ElementTree(MESSAGES[7]), *MESSAGES[8:]]
+    many = validator.validate_many(documents)
+    assert many == [validator.validate(document) for document in documents]
+    assert many[6][0].message.startswith("root element is not a known message type")
+    assert any(issue.rule.startswith("NX-") for issues in many for issue in issues)
+    assert validator.validate_many(documents, business_rules=False) == [
+        validator.validate(document, business_rules=False) for document in documents]
+    assert validator.validate_many([]) == []
+
