@@ -7,14 +7,15 @@ recipient's queue. Only keys and counts cross between them, never records.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from exchange import disclosure
 from exchange.runtime import Exchange
 from exchange.security import encrypt, sign
 from exchange.state import ledger
-from exchange.state.outbox import QueuedMessage, message_id
-from exchange.state.reissue import identity_of
+from exchange.state.outbox import NewMessage, QueuedMessage, message_id
+from exchange.state.reissue import identities_of
 from exchange.state.windows import WindowCounts
 from niem_iepd import validator
 from transforms.mapping import BUILDERS, MessageHeader
@@ -58,56 +59,142 @@ def plan(ex: Exchange) -> list[str]:
     return ex.windows.pending()
 
 
+_RECORD_CHUNK = 100
+"""Records linked in one transaction and whose messages are enqueued in one (a window is split into chunks)."""
+
+
 def process_window(ex: Exchange, key: str) -> WindowCounts:
-    """Read one window and queue a message per record and recipient; quarantine what cannot be used."""
+    """Read one window and queue a message per record and recipient; quarantine what cannot be used.
+
+    The window goes through in chunks of records: each chunk is linked in one transaction and its messages
+    enqueued in one. The last chunk's messages and the window's completion commit together, so a crash can
+    never leave a window done with messages missing (and a window re-read after a crash finds the messages
+    already queued by their idempotent ids and builds only the rest).
+    """
     window = ex.windows.get(key)
-    records = quarantined = enqueued = already_sent = 0
-    for item in ex.source.read(window):
-        records += 1
-        if isinstance(item, Rejected):
-            ex.quarantine.put(item.error, ex.clock())
-            quarantined += 1
-            continue
-        try:
-            queued = _queue_record(ex, item, key)
-        except RecordError as error:
-            ex.quarantine.put(error, ex.clock())
-            quarantined += 1
-            continue
-        if queued is None:
-            already_sent += 1
-        else:
-            enqueued += queued
-    counts = WindowCounts(records, quarantined, enqueued, already_sent)
-    ex.windows.complete(key, counts, ex.clock())
+    tally = _Tally()
+    taken: set[str] = set()  # message ids this window queued: a record read twice is queued once
+    chunks = _chunked(ex.source.read(window), _RECORD_CHUNK)
+    current = next(chunks, [])
+    while True:
+        following = next(chunks, None)  # read ahead: the last chunk commits with the window's completion
+        entries = _queue_chunk(ex, current, key, tally, taken)
+        if following is None:
+            break
+        tally.enqueued += ex.outbox.enqueue_many(entries)
+        current = following
+    with ex.engine.begin() as conn:
+        tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
+        counts = WindowCounts(tally.records, tally.quarantined, tally.enqueued, tally.already_sent)
+        ex.windows.complete(key, counts, ex.clock(), conn=conn)
     return counts
 
 
-def _queue_record(ex: Exchange, record, window_key: str | None = None) -> int | None:
-    """Queue the record's messages; None when every recipient already has this version of it.
+@dataclass(slots=True)
+class _Tally:
+    """Running counts of one window."""
+
+    records: int = 0
+    quarantined: int = 0
+    enqueued: int = 0
+    already_sent: int = 0
+
+
+def _chunked(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of at most ``size`` items (streaming: one chunk in memory at a time)."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A record that some recipient still needs, with its message ids per recipient id."""
+
+    record: object
+    record_key: str
+    shared: str | None  # the record's shared id when its ids were computed (None: not linked yet)
+    ids: dict[str, str]
+    todo: list
+
+
+def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, taken: set[str]) -> list[NewMessage]:
+    """Link a chunk of records in one transaction and build their messages; quarantine what cannot be used.
+
+    Returns the messages to enqueue (not yet stored). Records every recipient already has are counted as
+    already sent and not linked again, as before.
+    """
+    builder = BUILDERS[ex.config.message_type]
+    system = ex.source.system
+    records = []
+    for item in items:
+        tally.records += 1
+        if isinstance(item, Rejected):
+            ex.quarantine.put(item.error, ex.clock())
+            tally.quarantined += 1
+        elif not isinstance(item, builder.record_type):
+            ex.quarantine.put(RecordError(str(item.ref), "(record)", f"a {type(item).__name__} cannot become a "
+                                          f"{builder.message_type}"), ex.clock())
+            tally.quarantined += 1
+        else:
+            records.append(item)
+    identities = identities_of(ex.engine, system, [r.ref.record_id for r in records])
+    plans = [_plan(ex, record, identities[record.ref.record_id]) for record in records]
+    known = ex.outbox.known([mid for plan in plans for mid in plan.ids.values()])
+    wanted = []
+    for plan in plans:
+        plan.todo = [r for r in ex.config.recipients if plan.ids[r.id] not in known and plan.ids[r.id] not in taken]
+        if not plan.todo:
+            tally.already_sent += 1
+            continue
+        taken.update(plan.ids[r.id] for r in plan.todo)
+        wanted.append(plan)
+    links = ex.persons.link_many([(system, p.record.ref.record_id, p.record.person) for p in wanted], ex.clock())
+    entries: list[NewMessage] = []
+    for plan, link in zip(wanted, links):
+        if plan.shared is not None and link.shared_id != plan.shared:
+            # Moved by a merge or split meanwhile: the ids must name the new identity (rare; one record).
+            plan = _plan(ex, plan.record, identities_of(ex.engine, system, [plan.record.ref.record_id])
+                         [plan.record.ref.record_id])
+            done = ex.outbox.known(list(plan.ids.values()))
+            plan.todo = [r for r in ex.config.recipients if plan.ids[r.id] not in done | taken]
+            if not plan.todo:
+                tally.already_sent += 1
+                continue
+            taken.update(plan.ids[r.id] for r in plan.todo)
+            link = ex.persons.link(system, plan.record.ref.record_id, plan.record.person, ex.clock())
+        try:
+            entries += _build_messages(ex, plan, link, window_key)
+        except RecordError as error:
+            ex.quarantine.put(error, ex.clock())
+            tally.quarantined += 1
+    return entries
+
+
+def _plan(ex: Exchange, record, identity: tuple[str, str | None]) -> _Plan:
+    """The record's message ids per recipient under its identity (see :mod:`exchange.state.reissue`)."""
+    record_key = f"{ex.source.system}:{record.ref.record_id}"
+    digest = record_digest(record)
+    ids = {r.id: message_id(ex.config.name, r.id, record_key, digest, identity[0]) for r in ex.config.recipients}
+    return _Plan(record, record_key, identity[1], ids, [])
+
+
+def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> list[NewMessage]:
+    """Build, validate, redact, sign and encrypt the record's messages for the recipients still to get it.
 
     Message ids cover the record's shared id once a merge or split has moved it (see
     :mod:`exchange.state.reissue`): re-reading a window then re-issues exactly the moved records' messages.
     """
     builder = BUILDERS[ex.config.message_type]
-    if not isinstance(record, builder.record_type):
-        raise RecordError(str(record.ref), "(record)", f"a {type(record).__name__} cannot become a "
-                          f"{builder.message_type}")
-    record_key = f"{ex.source.system}:{record.ref.record_id}"
-    digest = record_digest(record)
-    identity, shared = identity_of(ex.engine, ex.source.system, record.ref.record_id)
-    ids = {r.id: message_id(ex.config.name, r.id, record_key, digest, identity) for r in ex.config.recipients}
-    done = ex.outbox.known(list(ids.values()))
-    todo = [r for r in ex.config.recipients if ids[r.id] not in done]
-    if not todo:
-        return None
+    record, ids = plan.record, plan.ids
     now = ex.clock()
-    link = ex.persons.link(ex.source.system, record.ref.record_id, record.person, now)
-    if shared is not None and link.shared_id != shared:  # moved meanwhile: the ids must name the new identity
-        return _queue_record(ex, record, window_key)
-    queued = 0
     ready = []  # every recipient's message is built, redacted and valid before any is queued
-    for recipient in todo:
+    for recipient in plan.todo:
         header = MessageHeader(ids[recipient.id], now, ex.config.sender, recipient.organization,
                                ex.config.message_type)
         root = builder.build(record, link.shared_id, header)
@@ -126,14 +213,15 @@ def _queue_record(ex: Exchange, record, window_key: str | None = None) -> int | 
             raise MessageInvalidError(str(record.ref), first.path, f"message redacted for profile "
                                       f"{prepared.profile} is invalid: {first.message}")
         ready.append((recipient, prepared))
+    entries = []
     for recipient, prepared in ready:
         signed = sign(prepared.root, ex.signer)
         ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
         payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
                                 payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
-        queued += ex.outbox.enqueue(message, record_key, now, window_key)
-    return queued
+        entries.append(NewMessage(message, plan.record_key, now, window_key))
+    return entries
 
 
 _CLAIM_CHUNK = 25

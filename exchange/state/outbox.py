@@ -31,9 +31,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from exchange.state.bulk import chunks, insert_new
 from exchange.state.db import outbox
 from transforms.model import Receipt
 
@@ -100,6 +101,16 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message for :meth:`Outbox.enqueue_many`: what :meth:`Outbox.enqueue` takes, as one value."""
+
+    message: QueuedMessage
+    record_key: str
+    created_at: datetime
+    window_key: str | None = None  # the source window it was built from (to re-issue it after a merge/split)
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """One outbox row as ``outbox list`` shows it: no payload, no PHI."""
 
@@ -141,12 +152,14 @@ class Outbox:
         ensure_columns(engine)
 
     def known(self, message_ids: Sequence[str]) -> set[str]:
-        """Which of these ids are already in the outbox (in any state)."""
+        """Which of these ids are already in the outbox (in any state); one query per 500 ids."""
         if not message_ids:
             return set()
+        found: set[str] = set()
         with self._engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.message_id).where(outbox.c.message_id.in_(list(message_ids))))
-            return {r.message_id for r in rows}
+            for part in chunks(list(dict.fromkeys(message_ids))):
+                found.update(conn.execute(_KNOWN, {"ids": list(part)}).scalars())
+        return found
 
     def enqueue(self, message: QueuedMessage, record_key: str, now: datetime, window_key: str | None = None) -> bool:
         """Store a message as queued; False when that id is already there (never a second copy).
@@ -168,6 +181,29 @@ class Outbox:
         except IntegrityError:
             return False
         return True
+
+    def enqueue_many(self, entries: Sequence[NewMessage], *, conn: Connection | None = None) -> int:
+        """Store messages as queued, all in one transaction; returns how many were new.
+
+        An id already in the outbox is skipped (never a second copy), as :meth:`enqueue` refuses it. With
+        ``conn`` the rows join the caller's transaction (the pipeline commits a window's last messages
+        together with the window's completion); without, one commit covers them all.
+        """
+        if not entries:
+            return 0
+        if conn is None:
+            with self._engine.begin() as own:
+                return self.enqueue_many(entries, conn=own)
+        rows = [{
+            "message_id": e.message.message_id, "exchange": self._exchange, "recipient": e.message.recipient,
+            "record_key": e.record_key, "shared_id": e.message.shared_id, "message_type": e.message.message_type,
+            "state": State.QUEUED.value, "attempts": 0, "payload": e.message.payload, "sha256": e.message.sha256,
+            "categories": json.dumps(list(e.message.categories)), "created_at": e.created_at,
+            "next_attempt_at": e.created_at, "window_key": e.window_key,
+        } for e in entries]
+        # Multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids returned are the rows that were new.
+        statement = insert_new(outbox, conn.dialect.name).returning(outbox.c.message_id)
+        return len(conn.execute(statement, rows).all())
 
     def _due(self, recipient: str, now: datetime):
         """Rows of ``recipient`` a delivery pass may take now: waiting and due, or abandoned mid-send."""
@@ -325,6 +361,9 @@ class Outbox:
                 .group_by(outbox.c.state)
             ).all()
         return {state: count for state, count in rows}
+
+
+_KNOWN = select(outbox.c.message_id).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
 
 
 def _queued(r) -> QueuedMessage:

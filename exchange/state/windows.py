@@ -93,40 +93,47 @@ class WindowStore:
             raise KeyError(key)
         return Window(row.window_key, row.cursor_after, json.loads(row.spec))
 
-    def complete(self, key: str, counts: WindowCounts, now: datetime) -> None:
-        """Mark a window done, then advance the cursor over the done prefix and forget those windows."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(windows)
-                .where(windows.c.exchange == self._exchange, windows.c.window_key == key)
-                .values(status="done", records=counts.records, quarantined=counts.quarantined,
-                        enqueued=counts.enqueued)
+    def complete(self, key: str, counts: WindowCounts, now: datetime, *, conn: Connection | None = None) -> None:
+        """Mark a window done, then advance the cursor over the done prefix and forget those windows.
+
+        With ``conn`` this joins the caller's transaction (the pipeline commits it with the window's last
+        messages); without, it commits on its own.
+        """
+        if conn is None:
+            with self._engine.begin() as own:
+                self.complete(key, counts, now, conn=own)
+            return
+        conn.execute(
+            update(windows)
+            .where(windows.c.exchange == self._exchange, windows.c.window_key == key)
+            .values(status="done", records=counts.records, quarantined=counts.quarantined,
+                    enqueued=counts.enqueued)
+        )
+        rows = conn.execute(
+            select(windows.c.window_key, windows.c.status, windows.c.cursor_after)
+            .where(windows.c.exchange == self._exchange)
+            .order_by(windows.c.seq)
+        ).all()
+        prefix = []
+        for r in rows:
+            if r.status != "done":
+                break
+            prefix.append(r)
+        if not prefix:
+            return
+        new_cursor = prefix[-1].cursor_after
+        updated = conn.execute(
+            update(cursors).where(cursors.c.exchange == self._exchange)
+            .values(cursor=new_cursor, updated_at=now)
+        )
+        if updated.rowcount == 0:
+            conn.execute(insert(cursors).values(exchange=self._exchange, cursor=new_cursor, updated_at=now))
+        conn.execute(
+            delete(windows).where(
+                windows.c.exchange == self._exchange,
+                windows.c.window_key.in_([r.window_key for r in prefix]),
             )
-            rows = conn.execute(
-                select(windows.c.window_key, windows.c.status, windows.c.cursor_after)
-                .where(windows.c.exchange == self._exchange)
-                .order_by(windows.c.seq)
-            ).all()
-            prefix = []
-            for r in rows:
-                if r.status != "done":
-                    break
-                prefix.append(r)
-            if not prefix:
-                return
-            new_cursor = prefix[-1].cursor_after
-            updated = conn.execute(
-                update(cursors).where(cursors.c.exchange == self._exchange)
-                .values(cursor=new_cursor, updated_at=now)
-            )
-            if updated.rowcount == 0:
-                conn.execute(insert(cursors).values(exchange=self._exchange, cursor=new_cursor, updated_at=now))
-            conn.execute(
-                delete(windows).where(
-                    windows.c.exchange == self._exchange,
-                    windows.c.window_key.in_([r.window_key for r in prefix]),
-                )
-            )
+        )
 
     def reopen(self, keys: Sequence[str]) -> list[str]:
         """Plan these already processed windows again (see :func:`reopen`); return the keys re-opened."""

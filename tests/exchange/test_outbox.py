@@ -161,3 +161,30 @@ def test_claim_many_takes_only_due_ids_once(box):
     taken = box.claim_many(ids, T0)
     assert [m.message_id for m in taken] == [ids[0], ids[2]]
     assert box.claim_many(ids, T0) == []
+
+
+def test_enqueue_many_stores_each_id_once_and_counts_only_new_ones(box):
+    from exchange.state.outbox import NewMessage
+
+    box.enqueue(_message(1), "jail:1", T0)
+    batch = [NewMessage(_message(n), f"jail:{n}", T0 + timedelta(seconds=n), "w1") for n in (1, 2, 3, 2)]
+    assert box.enqueue_many(batch) == 2  # 1 was already there, the second 2 is the same message again
+    entries = {e.message_id: e for e in box.entries()}
+    assert set(entries) == {_message(n).message_id for n in (1, 2, 3)}
+    assert all(e.state == "queued" and e.attempts == 0 for e in entries.values())
+    assert box.due("state", T0 + timedelta(seconds=3)) == [_message(n).message_id for n in (1, 2, 3)]
+    assert box.enqueue_many(batch) == 0
+
+
+def test_enqueue_many_in_the_callers_transaction_is_undone_with_it(box):
+    from exchange.state.outbox import NewMessage
+
+    batch = [NewMessage(_message(n), f"jail:{n}", T0) for n in range(1, 4)]
+    with pytest.raises(RuntimeError):
+        with box._engine.begin() as conn:
+            assert box.enqueue_many(batch, conn=conn) == 3
+            raise RuntimeError("completing the window failed")
+    assert box.known([m.message.message_id for m in batch]) == set()  # nothing half-stored
+    ids = [_message(n).message_id for n in range(1, 1201)]
+    box.enqueue_many([NewMessage(_message(n), f"jail:{n}", T0) for n in range(1, 1201)])
+    assert box.known(ids + ["00000000-0000-0000-0000-999999999999"]) == set(ids)  # more ids than one IN list
