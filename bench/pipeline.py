@@ -1,8 +1,9 @@
 """The whole pipeline per stage and end to end vs the cryptographic floor and a per-file shell script.
 
-Run: ``.venv/bin/python -m bench.pipeline [--records 2000] [--sample 50] [--scale 1000,5000]``.
+Run: ``.venv/bin/python -m bench.pipeline [--records 2000] [--sample 50] [--workers 2]`` (one size, every
+stage), or ``.venv/bin/python -m bench.pipeline --scale 10000,100000,1000000 [--workers 2]`` (scaling).
 
-One run, all in this process on the same generated data:
+One size (``--records``), all in this process on the same generated data:
 
 1. ``exchange.demo.generate`` writes a JMS drop of N bookings (seed 2026) to a temp dir, ``mint_dev_pki``
    mints RSA-3072 keys in a temp home, and a one-recipient exchange YAML (the demo's shape, recipient
@@ -22,8 +23,21 @@ One run, all in this process on the same generated data:
    of the same documents (templates prepared beforehand, untimed), extrapolated to N; we print our speed-up
    (target: at least 50x).
 
-Rates are messages (or records, for read) per second of wall time on one core; nothing here runs in
-parallel. Results and the bottlenecks they point at: bench/RESULTS.md.
+6. With ``--workers N`` (N > 1): the process stage (``pipeline.plan`` + ``process_window`` for every window)
+   once more on a fresh home, with the windows spread over a pool of N processes (``spawn``; each worker
+   opens its own exchange on the same state database and calls ``process_window``, as Airflow's mapped
+   ``process`` tasks do; the plan and the delivery stay in this process). We print the process stage's time
+   on one core (from step 2) and with N workers, their ratio, and whether both runs delivered the same
+   message ids. Worker start-up (imports, Saxon, schemas) happens before the clock starts.
+
+Scaling (``--scale``): each size runs in two fresh subprocesses, one that generates the drop and one that
+measures (step 2 only, plus step 6 with ``--workers``), so each size's peak RSS
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in the measuring process, after the run) is that size's
+own. We print, per size, the end-to-end time per message and the peak RSS, each as a ratio of the smallest
+size's (near-linear time: time ratios near 1.00; flat memory: RSS ratios near 1.00).
+
+Rates are messages (or records, for read) per second of wall time, on one core except step 6. Results and the
+bottlenecks they point at: bench/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -31,11 +45,14 @@ import argparse
 import copy
 import datetime as dt
 import hashlib
+import json
+import multiprocessing
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +132,13 @@ class Result:
     shell_sample: int = 0
     peak_rss_before_mb: float = 0.0
     peak_rss_after_mb: float = 0.0
+    opening: float = 0.0
+    processing: float = 0.0  # plan + process every window, one process (part of end_to_end)
+    delivered: tuple[int, str] = (0, "")  # what _delivered says after the end-to-end run
+    workers: int = 1
+    pooled_processing: float = 0.0  # the same with ``workers`` processes
+    pooled_messages: int = 0
+    pooled_same_ids: bool = False
 
 
 def _peak_rss_mb() -> float:
@@ -144,12 +168,13 @@ def _home(root: Path, name: str, drop: Path, pki) -> tuple[Path, Path]:
     return home, config
 
 
-def _end_to_end(config: Path, home: Path) -> tuple[float, float, int]:
+def _end_to_end(config: Path, home: Path) -> tuple[float, float, float, int, tuple[int, str]]:
     """plan + process every window + deliver, as ``niem-exchange run`` does.
 
-    Returns (seconds to open the exchange, seconds to run it, messages delivered). The validator is warmed up
-    first (schemas compiled, Saxon started, rules compiled: a one-off ~1-2 s per process that a long run
-    pays once), so the rate is the steady state a large batch sees.
+    Returns (seconds to open the exchange, seconds to run it, of which plan + process, messages delivered,
+    the :func:`_delivered` summary).
+    The validator is warmed up first (schemas compiled, Saxon started, rules compiled: a one-off ~1-2 s per
+    process that a long run pays once), so the rate is the steady state a large batch sees.
     """
     validator.validate(safexml.parse_trusted_file(WARM_UP).getroot())
     started = time.perf_counter()
@@ -158,10 +183,77 @@ def _end_to_end(config: Path, home: Path) -> tuple[float, float, int]:
     try:
         for key in pipeline.plan(ex):
             pipeline.process_window(ex, key)
+        processed = time.perf_counter()
         delivered = sum(pipeline.deliver(ex, r.id).delivered for r in ex.config.recipients)
+        finished = time.perf_counter()
+        ids = _delivered(ex)
     finally:
         ex.close()
-    return opened - started, time.perf_counter() - opened, delivered
+    return opened - started, finished - opened, processed - opened, delivered, ids
+
+
+# --- the process stage over a pool of processes ------------------------------------------------------------
+
+_worker_exchange: Exchange | None = None
+
+
+def _worker_start(config: Path, home: Path) -> None:
+    """Pool initializer: open this worker's own exchange on the shared home and warm the validator up."""
+    global _worker_exchange
+    validator.validate(safexml.parse_trusted_file(WARM_UP).getroot())
+    _worker_exchange = open_exchange(config, home)
+
+
+def _worker_ready(barrier) -> None:
+    """Return once every worker has started (each of N calls waits for the other N - 1)."""
+    barrier.wait()
+
+
+def _worker_process(key: str) -> int:
+    """Process one window in this worker; the records it read."""
+    return pipeline.process_window(_worker_exchange, key).records
+
+
+def _pooled(config: Path, home: Path, workers: int) -> tuple[float, tuple[int, str]]:
+    """plan here, process every window over ``workers`` processes, deliver here.
+
+    Returns (seconds for plan + process, (messages delivered, digest of their ids)).
+    """
+    # Opened here first: it creates the state database's tables, which workers opening a fresh database at
+    # the same moment would race to create.
+    ex = open_exchange(config, home)
+    context = multiprocessing.get_context("spawn")  # never fork a process that has started Saxon's VM
+    try:
+        with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context,
+                                                              initializer=_worker_start,
+                                                              initargs=(config, home)) as pool:
+            barrier = manager.Barrier(workers)
+            for ready in [pool.submit(_worker_ready, barrier) for _ in range(workers)]:
+                ready.result()
+            started = time.perf_counter()
+            keys = pipeline.plan(ex)
+            list(pool.map(_worker_process, keys))
+            processed = time.perf_counter() - started
+        for recipient in ex.config.recipients:
+            pipeline.deliver(ex, recipient.id)
+        return processed, _delivered(ex)
+    finally:
+        ex.close()
+
+
+def _delivered(ex: Exchange) -> tuple[int, str]:
+    """(messages delivered, SHA-256 of their ids in order): two runs that delivered the same ids agree."""
+    from sqlalchemy import select
+
+    from exchange.state.db import outbox
+
+    digest, count = hashlib.sha256(), 0
+    with ex.engine.connect() as conn:
+        query = select(outbox.c.message_id).where(outbox.c.delivered_at.is_not(None)).order_by(outbox.c.message_id)
+        for row in conn.execute(query):  # streamed: a million ids are never held at once
+            digest.update(row.message_id.encode("ascii"))
+            count += 1
+    return count, digest.hexdigest()
 
 
 def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
@@ -291,7 +383,26 @@ def _shell(documents: list[etree._Element], ex: Exchange, pki, directory: Path) 
     return (time.perf_counter() - started) / len(files)
 
 
-def measure(records: int, sample: int) -> Result:
+def _run_end_to_end(result: Result, root: Path, drop: Path, pki, workers: int) -> None:
+    """Steps 2 and 6 of the module docstring into ``result``: end to end on one core, then the process pool."""
+    home, config = _home(root, "end-to-end", drop, pki)
+    result.peak_rss_before_mb = _peak_rss_mb()
+    result.opening, result.end_to_end, result.processing, result.messages, result.delivered = _end_to_end(
+        config, home)
+    result.peak_rss_after_mb = _peak_rss_mb()
+    if workers > 1:
+        home, config = _home(root, f"workers-{workers}", drop, pki)
+        result.workers = workers
+        result.pooled_processing, pooled = _pooled(config, home, workers)
+        result.pooled_messages, result.pooled_same_ids = pooled[0], pooled == result.delivered
+
+
+def _pki(root: Path):
+    return mint_dev_pki(root / "pki", organization="Bench County", recipients=[RECIPIENT],
+                        now=dt.datetime.now(dt.timezone.utc))
+
+
+def measure(records: int, sample: int, workers: int = 1) -> Result:
     """Generate ``records`` bookings and measure everything once; see the module docstring."""
     result = Result(records)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
@@ -299,27 +410,30 @@ def measure(records: int, sample: int) -> Result:
         drop = root / "drop"
         drop.mkdir()
         write_demo_drop(drop, SEED, records)
-        pki = mint_dev_pki(root / "pki", organization="Bench County", recipients=[RECIPIENT],
-                           now=dt.datetime.now(dt.timezone.utc))
-
-        home, config = _home(root, "end-to-end", drop, pki)
-        result.peak_rss_before_mb = _peak_rss_mb()
-        opening, seconds, result.messages = _end_to_end(config, home)
-        result.peak_rss_after_mb = _peak_rss_mb()
-        result.end_to_end = seconds
+        pki = _pki(root)
+        _run_end_to_end(result, root, drop, pki, workers)
 
         home, config = _home(root, "stages", drop, pki)
         ex = open_exchange(config, home)
         try:
             result.rows, documents = _stages(ex)
-            result.rows.append(Row("end to end", result.messages, seconds,
-                                   f"plan + process + deliver (opening took {opening:.2f} s more)"))
+            result.rows.append(Row("end to end", result.messages, result.end_to_end,
+                                   f"plan + process + deliver (opening took {result.opening:.2f} s more)"))
             result.floor = _floor(documents, ex)
             chosen = documents[:: max(1, len(documents) // sample)][:sample]
             result.shell_sample = len(chosen)
             result.shell_per_message = _shell(chosen, ex, pki, root / "shell")
         finally:
             ex.close()
+    return result
+
+
+def measure_drop(drop: Path, records: int, workers: int) -> Result:
+    """Steps 2 and 6 only, on a drop another process generated (``--scale``: nothing else in this process)."""
+    result = Result(records)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-size-") as tmp:
+        root = Path(tmp)
+        _run_end_to_end(result, root, drop, _pki(root), workers)
     return result
 
 
@@ -343,6 +457,61 @@ def report(result: Result) -> None:
     print(f"peak RSS: {result.peak_rss_before_mb:.0f} MB before the end-to-end run, "
           f"{result.peak_rss_after_mb:.0f} MB after (process high-water mark; the stage runs that follow keep "
           f"every document in memory and are not counted)")
+    _report_pool(result)
+
+
+def _report_pool(result: Result) -> None:
+    """The process stage on one core vs over ``workers`` processes, if it was measured."""
+    if result.workers < 2:
+        return
+    one, many = result.processing, result.pooled_processing
+    print(f"process stage (plan + every window): one core {one:.1f} s ({result.messages / one:.0f} messages/s), "
+          f"{result.workers} workers {many:.1f} s ({result.pooled_messages / many:.0f} messages/s): "
+          f"x{one / many:.2f} single vs {result.workers} workers; "
+          f"same message ids delivered: {'yes' if result.pooled_same_ids else 'NO'}")
+
+
+def scale(sizes: list[int], workers: int) -> list[dict]:
+    """Each size in its own processes (generate, then :func:`measure_drop`); print its lines and the ratios."""
+    results = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-pipeline-scale-") as tmp:
+            drop = Path(tmp) / "drop"
+            subprocess.run([sys.executable, "-m", "exchange.demo.generate", str(drop), "--seed", str(SEED),
+                            "--bookings", str(size)], check=True, capture_output=True)
+            child = subprocess.Popen([sys.executable, "-m", "bench.pipeline", "--measure-drop", str(drop),
+                                      "--records", str(size), "--workers", str(workers)],
+                                     stdout=subprocess.PIPE, text=True)
+            found = None
+            for line in child.stdout:
+                if line.startswith(_RESULT):
+                    found = json.loads(line[len(_RESULT):])
+                else:
+                    print(line, end="", flush=True)
+            if child.wait() != 0 or found is None:
+                raise SystemExit(f"the measuring process for {size} bookings failed")
+            results.append(found)
+    first = results[0]
+    per_first = first["end_to_end"] / first["messages"]
+    print(f"\nscaling: each size generated and measured in its own processes; ratios against {first['records']} "
+          "bookings (time x1.00 = linear, RSS x1.00 = flat)")
+    print(f"{'bookings':>10}{'messages':>10}{'us/message':>12}{'x time':>8}{'peak RSS MB':>13}{'x RSS':>7}"
+          + (f"{'1 core s':>10}{f'{workers} workers s':>13}{'speed-up':>10}" if workers > 1 else ""))
+    for result in results:
+        per = result["end_to_end"] / result["messages"]
+        rss = result["peak_rss_after_mb"]
+        line = (f"{result['records']:>10}{result['messages']:>10}{per * 1e6:>12.0f}{per / per_first:>8.2f}"
+                f"{rss:>13.0f}{rss / first['peak_rss_after_mb']:>7.2f}")
+        if workers > 1:
+            line += (f"{result['processing']:>10.1f}{result['pooled_processing']:>13.1f}"
+                     f"{result['processing'] / result['pooled_processing']:>9.2f}x"
+                     + ("" if result["pooled_same_ids"] else "  (different message ids!)"))
+        print(line)
+    return results
+
+
+_RESULT = "RESULT "
+"""Prefix of the line a ``--measure-drop`` process prints its numbers on (JSON)."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -350,25 +519,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=2000, help="bookings to generate (default 2000)")
     parser.add_argument("--sample", type=int, default=50, help="files for the shell baseline (default 50)")
-    parser.add_argument("--scale", default="", help="comma-separated sizes, e.g. 1000,5000: run each, print "
-                                                    "the ratio of end-to-end time per message")
+    parser.add_argument("--scale", default="", help="comma-separated sizes, e.g. 10000,100000,1000000: each "
+                                                    "in its own processes, end to end only, with the ratios")
+    parser.add_argument("--workers", type=int, default=1, help="also run the process stage over this many "
+                                                               "processes and print the ratio (default 1: no)")
+    parser.add_argument("--measure-drop", type=Path, help=argparse.SUPPRESS)  # --scale's measuring process
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.scale.split(",") if s.strip()] or [args.records]
-    results = []
-    for size in sizes:
-        result = measure(size, args.sample)
-        report(result)
-        results.append(result)
-    if len(results) > 1:
-        first = results[0]
-        per_first = first.end_to_end / first.messages
-        print("\nscaling (end-to-end time per message, relative to the smallest size; 1.00 = linear):")
-        for result in results:
-            per = result.end_to_end / result.messages
-            print(f"  {result.records:>8} bookings: {per * 1e6:8.0f} us/message  x{per / per_first:5.2f}  "
-                  f"peak RSS so far {result.peak_rss_after_mb:.0f} MB")
-        print("  (peak RSS is this process's high-water mark, so a later size includes the earlier sizes' stage "
-              "runs: run each size alone to compare memory)")
+    if args.measure_drop:
+        result = measure_drop(args.measure_drop, args.records, args.workers)
+        print(f"{args.records} bookings: {result.messages} messages end to end in {result.end_to_end:.1f} s "
+              f"({result.messages / result.end_to_end:.0f}/s), peak RSS {result.peak_rss_after_mb:.0f} MB")
+        _report_pool(result)
+        fields = ("records", "messages", "end_to_end", "processing", "peak_rss_after_mb", "workers",
+                  "pooled_processing", "pooled_same_ids")
+        print(_RESULT + json.dumps({name: getattr(result, name) for name in fields}), flush=True)
+    elif args.scale:
+        scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers)
+    else:
+        report(measure(args.records, args.sample, args.workers))
     sys.stdout.flush()
 
 

@@ -21,3 +21,13 @@ def test_pipeline_bench_prints_every_stage_and_both_baselines(capsys):
     assert "shell (xmllint + xmlsec1)" in out
     assert "end to end vs floor:" in out and "end to end vs shell:" in out
     assert "0 invalid" in out  # every built message passed XSD + Schematron
+
+
+def test_pipeline_bench_scale_runs_each_size_in_its_own_process_and_compares_workers(capsys):
+    # One tiny size: the subprocesses (generate, measure), the process pool and the table, not the numbers.
+    pipeline.main(["--scale", "50", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert "50 bookings: " in out and "peak RSS" in out
+    assert "single vs 2 workers; same message ids delivered: yes" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["50"] and ":" not in line)
+    assert row[3] == "1.00" and row[5] == "1.00"  # the smallest size is its own baseline
