@@ -23,12 +23,44 @@ NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
 RECIPIENTS = {"county-bh": "behavioral-health-provider", "state-bh": "state-agency"}
 
 
+@pytest.fixture(scope="module")
+def postgres_state_url():
+    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
+    from tests.support.postgres import available, running_postgres
+
+    if not available():
+        pytest.skip("PostgreSQL server binaries not installed")
+    with running_postgres() as url:
+        yield url
+
+
 @pytest.fixture()
 def exchange(tmp_path):
     """(config, home) of a two-recipient booking exchange over the first 12 demo bookings."""
     home = mint_demo_home(tmp_path / "home")
     config = exchange_yaml(home, small_drop(tmp_path / "drop", rows=12), RECIPIENTS)
     return config, home
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_state(request, exchange):
+    """The same exchange with its state on SQLite (the default) or on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield exchange
+        return
+    import yaml
+
+    from exchange.state.db import metadata
+
+    config, home = exchange
+    url = request.getfixturevalue("postgres_state_url")
+    raw = yaml.safe_load(config.read_text())
+    raw["state_url"] = url
+    config.write_text(yaml.safe_dump(raw))
+    yield exchange
+    engine = open_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
 
 
 def _engine(config: Path, home: Path):
@@ -67,8 +99,8 @@ def _ledger(engine, message_ids) -> list:
         return conn.execute(select(ledger).where(ledger.c.message_id.in_(list(message_ids)))).all()
 
 
-def test_merge_after_delivery_reissues_each_message_once_under_the_surviving_id(exchange):
-    config, home = exchange
+def test_merge_after_delivery_reissues_each_message_once_under_the_surviving_id(any_state):
+    config, home = any_state
     first = run(config, home)
     assert first.delivered == first.enqueued > 0
     engine = _engine(config, home)
@@ -133,11 +165,11 @@ def test_split_after_merge_reissues_again_under_the_new_id(exchange):
     assert again.enqueued == again.delivered == 0
 
 
-def test_message_still_queued_under_the_old_id_is_superseded_not_sent(exchange):
+def test_message_still_queued_under_the_old_id_is_superseded_not_sent(any_state):
     from exchange import pipeline
     from exchange.runtime import open_exchange
 
-    config, home = exchange
+    config, home = any_state
     ex = open_exchange(config, home)
     try:
         for key in pipeline.plan(ex):  # built and queued, not yet delivered
