@@ -281,6 +281,13 @@ class ConsentRegistry:
 
         def write() -> None:
             with self._engine.begin() as conn:
+                keys = sorted({r["patient_key"] for r in rows if not r["shared_id"]})
+                for start in range(0, len(keys), 500):  # a reload keeps the shared ids already learned
+                    known = dict(conn.execute(select(consents_table.c.patient_key, consents_table.c.shared_id).where(
+                        consents_table.c.patient_key.in_(keys[start:start + 500]),
+                        consents_table.c.shared_id.is_not(None))).all())
+                    for row in rows:
+                        row["shared_id"] = row["shared_id"] or known.get(row["patient_key"])
                 conn.execute(delete(consents_table).where(consents_table.c.source == source))
                 ids = [r["consent_id"] for r in rows]
                 if ids:  # a consent moved to another file is taken over by this one

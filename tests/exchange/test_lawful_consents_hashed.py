@@ -70,6 +70,13 @@ def test_load_stores_no_patient_reference_and_list_shows_the_person(tmp_path):
     by_person = runner.invoke(app, ["consents", "list", "--person", shared, *home], env={"COLUMNS": "250"}).output
     assert "C-1" in by_person and "C-2" not in by_person
 
+    # a reload that cannot look the person up (no source system given) keeps the shared id already learned
+    from exchange.consent_registry import ConsentRegistry
+
+    registry = ConsentRegistry(index._engine, load_or_create_secret(resolve(tmp_path, config.index_secret)))
+    registry.load(sheet)
+    assert {row.consent.consent_id: row.shared_id for row in registry.on_file()} == {"C-1": shared, "C-2": None}
+
 
 def test_a_state_database_with_references_in_clear_is_migrated(tmp_path):
     from exchange.consent_registry import ConsentRegistry
