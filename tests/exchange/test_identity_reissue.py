@@ -207,3 +207,23 @@ def test_ids_of_records_never_moved_are_those_of_earlier_versions():
     assert message_id("ex", "recipient", "jail:BK-1", "digest", "") == legacy
     moved = message_id("ex", "recipient", "jail:BK-1", "digest", "NXP-AAAAAAAAAAAA#1")
     assert moved != legacy and moved != message_id("ex", "recipient", "jail:BK-1", "digest", "NXP-AAAAAAAAAAAA#2")
+
+
+def test_merge_command_says_which_messages_the_next_run_reissues(exchange):
+    from typer.testing import CliRunner
+
+    from exchange.cli import app
+
+    config, home = exchange
+    run(config, home)
+    engine = _engine(config, home)
+    (_, keep), (moved_record, retire) = _two_people(engine)
+    result = CliRunner().invoke(app, ["identity", "merge", keep, retire, "--by", "clerk", "--reason", "checked",
+                                      "--config", str(config), "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"{moved_record} {retire} -> {keep}" in said
+    for message in _messages(engine, moved_record):
+        assert (f"re-issue message {message.message_id} to {message.recipient} (delivered); its window is "
+                f"re-opened: the next run of demo-booking re-issues it under {keep}") in said
+    assert run(config, home).delivered == len(RECIPIENTS)
