@@ -18,10 +18,12 @@ new rule cannot be silently ignored. :func:`compiled_stylesheet` still gives the
 skeleton that ships with lxml (SVRL output): what anyone can run without niem-exchange, and what the tests
 compare this engine against.
 
-Where the time goes, per booking notification on the shared dev machine (``bench/iepd_validation.py``):
-serializing the lxml tree ~20 us, Saxon parsing it ~100-150 us (Saxon/C's parser is slow, and a batch
-does not make it cheaper per message), running the stylesheet ~50-90 us; the ISO skeleton's stylesheet took
-~500 us (one pass over the document per pattern, building SVRL) plus ~40 us to parse the SVRL.
+Where the time goes, per booking notification (3 KB, CPU time on the shared dev machine, 2026-11-24):
+serializing the lxml tree ~6 us, Saxon parsing it ~90-120 us (Saxon/C's parser; batching does not make
+parsing cheaper per message), running the stylesheet ~40 us: ~190 us for :func:`check`, ~160 us per message
+for :func:`check_many` over 100 messages (the fixed cost of a Saxon call is shared). The ISO skeleton's
+stylesheet with SVRL took ~780 us (one pass over the document per pattern, then the SVRL serialized and
+parsed back); ``bench/iepd_validation.py`` measures both in one run.
 """
 from __future__ import annotations
 
