@@ -8,12 +8,13 @@ One call per message::
 
 :meth:`Receiver.receive` runs, in this order, and stops at the first refusal:
 
-1. decrypt with our private key (AES-256-GCM + RSA-OAEP only; CBC only if ``allow_legacy``), refusing
-   comments and processing instructions inside the document element (comment injection);
+1. decrypt with our private key (AES-256-GCM + RSA-OAEP only; CBC only if ``allow_legacy``) and parse
+   the plaintext once, through :mod:`niem_iepd.safexml`, refusing comments and processing instructions
+   inside the document element (comment injection);
 2. verify the enveloped signature against the pinned sender certificates (never one taken from the
    message), inside their validity period, SHA-256 family only;
-3. keep only the signed content that verification returns (a fresh parse of the exact bytes the digest
-   covers, through :mod:`niem_iepd.safexml`), never the tree as received;
+3. keep only the signed content that verification returns (the verified tree reduced to what the
+   digest covers: no signature, comments or unsigned namespace declarations), never the tree as received;
 4. validate it against the IEPD (:mod:`niem_iepd.validator`);
 5. refuse a message id seen before (the ``received`` table: its primary key is the message id);
 6. write ``<out>/<message-id>.xml`` (the signed content) and ``<out>/<message-id>.receipt.json``,
@@ -40,11 +41,13 @@ from lxml import etree
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from exchange.security import PrivateKey, decrypt, fingerprint, key_id, verify_signer
+from exchange.security import PrivateKey, TrustedSigners, fingerprint, key_id
 from exchange.security._received import MAX_DOCUMENT_BYTES
+from exchange.security.encryption import decrypt_document
 from exchange.security.keys import PathLike, load_trusted
+from exchange.security.signing import verify_document
 from exchange.state.db import open_engine, received
-from niem_iepd import ns, safexml, validator
+from niem_iepd import ns, validator
 from transforms.model.errors import MessageInvalidError, SecurityError
 
 #: A message id becomes a file name: letters, digits, '.', '_' and '-' only, no leading dot.
@@ -109,6 +112,8 @@ class Receiver:
         self.trusted: tuple[x509.Certificate, ...] = tuple(load_trusted(trusted).values())
         if not self.trusted:
             raise ValueError("a receiver needs at least one pinned sender certificate")
+        # Their verification keys are loaded once here, not per message.
+        self.signers = TrustedSigners.load(self.trusted)
         self.out_dir = Path(out_dir)
         self.engine = engine
         self.clock = clock
@@ -158,9 +163,10 @@ class Receiver:
             raise SecurityError(f"{source}: {_SUBJECT}", f"message is over the size limit of {self.max_bytes} bytes")
         now = self.clock()
         try:
-            plaintext = decrypt(data, self.key, allow_legacy=self.allow_legacy, max_bytes=self.max_bytes)
-            _refuse_hidden_nodes(plaintext, self.max_bytes)
-            root, signer = verify_signer(plaintext, self.trusted, now=now, max_bytes=self.max_bytes)
+            # One safe parse of the plaintext (inside decrypt), checked and verified as that same tree.
+            document = decrypt_document(data, self.key, allow_legacy=self.allow_legacy, max_bytes=self.max_bytes)
+            _refuse_hidden_nodes(document)
+            root, signer = verify_document(document, self.signers, now=now)
         except SecurityError as error:
             # Name the message (the file it came in) in front of the step that refused it.
             raise SecurityError(f"{source}: {error.subject}", error.reason) from None
@@ -222,20 +228,16 @@ class Receiver:
             _unlink(temporary for temporary, _ in staged)
 
 
-def _refuse_hidden_nodes(plaintext: bytes, max_bytes: int) -> None:
+def _refuse_hidden_nodes(document: etree._ElementTree) -> None:
     """Refuse comments and processing instructions inside the document element.
 
     Exclusive c14n drops comments before digesting, so a comment injected into a signed text node
     (``Ja<!---->ne``) leaves the signature valid while a consumer reading ``.text`` sees the text cut short.
-    The content we hand on is re-parsed from the canonical bytes and has no comments anyway; refusing
-    outright still tells the sender that someone tampered with the message. Neither we nor xmlsec1 ever
-    write comments or PIs inside a message, so a genuine one never trips this.
+    The content verification hands on has no comments anyway; refusing outright still tells the sender
+    that someone tampered with the message. Neither we nor xmlsec1 ever write comments or PIs inside a
+    message, so a genuine one never trips this.
     """
-    try:
-        root = safexml.parse(plaintext, max_bytes=max_bytes).getroot()
-    except safexml.UnsafeXMLError as error:
-        raise SecurityError(_SUBJECT, f"the decrypted content: {error}") from None
-    for node in root.iter(etree.Comment, etree.ProcessingInstruction):
+    for node in document.getroot().iter(etree.Comment, etree.ProcessingInstruction):
         kind = "comment" if isinstance(node, etree._Comment) else "processing instruction"
         raise SecurityError(_SUBJECT, f"a {kind} inside the signed document is refused "
                                                      "(comment injection changes what a text node reads as)")

@@ -6,7 +6,7 @@ Load keys once (``SigningIdentity.load``, ``RecipientCertificate.load``, ``Priva
     message = encrypt(signed, recipient)           # AES-256-GCM + RSA-OAEP, bytes with an XML declaration
     message = encrypt(signed, [state, provider])   # one EncryptedKey per recipient, where a profile allows
     plaintext = decrypt(message, private_key)      # receiving side
-    document = verify(plaintext, [signer_cert])    # a fresh tree of what was signed, signature removed
+    document = verify(plaintext, signers)          # only what was signed; signers = TrustedSigners.load([...])
 
 Every refusal is a ``transforms.model.errors.SecurityError`` that never quotes the document.
 Both ends interoperate with the ``xmlsec1`` command-line tool.
@@ -20,10 +20,17 @@ from exchange.security.algorithms import (
     SignatureMethod,
     Transform,
 )
-from exchange.security.encryption import decrypt, encrypt
-from exchange.security.keys import PrivateKey, RecipientCertificate, SigningIdentity, fingerprint, key_id
+from exchange.security.encryption import decrypt, decrypt_document, encrypt
+from exchange.security.keys import (
+    PrivateKey,
+    RecipientCertificate,
+    SigningIdentity,
+    TrustedSigners,
+    fingerprint,
+    key_id,
+)
 from exchange.security.pki import DevPki, mint_dev_pki
-from exchange.security.signing import sign, verify, verify_signer
+from exchange.security.signing import sign, verify, verify_document, verify_signer
 from transforms.model.errors import SecurityError
 
 __all__ = [
@@ -39,12 +46,15 @@ __all__ = [
     "SignatureMethod",
     "SigningIdentity",
     "Transform",
+    "TrustedSigners",
     "decrypt",
+    "decrypt_document",
     "encrypt",
     "fingerprint",
     "key_id",
     "mint_dev_pki",
     "sign",
     "verify",
+    "verify_document",
     "verify_signer",
 ]

@@ -115,12 +115,23 @@ def decrypt(
 ) -> bytes:
     """Decrypt a document-level EncryptedData sent to ``key`` and return the plaintext document bytes.
 
+    The bytes of :func:`decrypt_document`'s tree, with an XML declaration (UTF-8); see there.
+    """
+    document = decrypt_document(data, key, allow_legacy=allow_legacy, max_bytes=max_bytes)
+    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+
+
+def decrypt_document(
+    data: bytes, key: PrivateKey, *, allow_legacy: bool = False, max_bytes: int = MAX_DOCUMENT_BYTES
+) -> etree._ElementTree:
+    """Decrypt a document-level EncryptedData sent to ``key`` and return the plaintext, parsed by safexml.
+
     The content cipher must be AES-256-GCM (AES-CBC and 3DES-CBC only with ``allow_legacy=True``) and the
-    key transport RSA-OAEP; the message must be encrypted to our key. The plaintext is returned as bytes
-    with an XML declaration: parse it (or ``verify`` it) with the safe parser, like any received bytes.
-    Input over ``max_bytes`` is refused before parsing; the decrypted bytes pass through safexml with the
-    same limit (a DTD, entities or a second root inside the ciphertext are refused). A message with one
-    EncryptedKey per recipient opens with any one recipient's key.
+    key transport RSA-OAEP; the message must be encrypted to our key. Input over ``max_bytes`` is refused
+    before parsing; the decrypted bytes pass through safexml with the same limit (a DTD, entities or a
+    second root inside the ciphertext are refused), so the tree can go straight to
+    :func:`exchange.security.signing.verify_document` without being serialized and parsed again. A message
+    with one EncryptedKey per recipient opens with any one recipient's key.
     """
     tree = parse_received(data, _SUBJECT, max_bytes=max_bytes)
     encrypted = tree.getroot()
@@ -146,10 +157,9 @@ def decrypt(
     if not isinstance(plaintext, bytes):
         raise SecurityError(_SUBJECT, "the decrypted content is not a document")
     try:
-        document = parse_received(plaintext, _SUBJECT, max_bytes=max_bytes)
+        return parse_received(plaintext, _SUBJECT, max_bytes=max_bytes)
     except SecurityError as error:
         raise SecurityError(_SUBJECT, f"the decrypted content: {error.reason}") from None
-    return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
 
 
 def _check_cipher(method: etree._Element | None, allow_legacy: bool) -> None:

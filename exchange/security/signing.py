@@ -12,27 +12,28 @@ The one shape we write and the only shape we accept::
       <ds:SignatureValue/>
       <ds:KeyInfo><ds:KeyName>key id</ds:KeyName><ds:X509Data><ds:X509Certificate/>
 
-Verification follows signxml's rule "trust only what verify returns": the caller gets a fresh tree parsed
-from the exact canonical bytes whose digest the signature covers, never the tree that was checked.
+Verification follows signxml's rule "trust only what verify returns": the caller gets the signed content and
+nothing else, never the bytes or a tree it handed in. The document is parsed once, through the safe parser;
+xmlsec verifies that tree, and what is returned is that tree reduced to what the Reference digest covers
+(see ``_keep_signed_content``).
 """
 from __future__ import annotations
 
-import base64
 import binascii
 import copy
 import datetime as dt
 import hashlib
-import hmac
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from exchange.security._received import MAX_DOCUMENT_BYTES, parse_received
 from exchange.security.algorithms import C14N, DigestMethod, SignatureMethod, Transform, describe
-from exchange.security.keys import PathLike, SigningIdentity, check_validity, fingerprint, load_trusted
+from exchange.security.keys import PathLike, SigningIdentity, TrustedSigners, check_validity
 from transforms.model.errors import SecurityError
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -42,6 +43,15 @@ _SUBJECT = "signature"
 
 def _ds(local: str) -> str:
     return f"{{{DS}}}{local}"
+
+
+_SIGNATURE = _ds("Signature")
+#: Indirections we never follow: a signature that holds one of these is refused outright.
+_REFUSED_IN_SIGNATURE = (_ds("RetrievalMethod"), _ds("Object"), _ds("Manifest"))
+_KEY_INFO = _ds("KeyInfo")
+_EMBEDDED_CERTIFICATE = f"{_ds('X509Data')}/{_ds('X509Certificate')}"
+#: Base64 with the line breaks and indentation signers put in it, and nothing else.
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 
 
 def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
@@ -80,61 +90,145 @@ def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
 
 def verify(
     data: bytes,
-    trusted: Sequence[x509.Certificate | PathLike],
+    trusted: TrustedSigners | Sequence[x509.Certificate | PathLike],
     *,
     now: dt.datetime | None = None,
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> etree._Element:
-    """Verify an enveloped signature and return the signed document, freshly parsed, without the signature.
+    """Verify an enveloped signature and return the signed document without the signature.
 
-    ``trusted`` lists the signers' certificates (or PEM paths) we accept; the certificate embedded in the
-    document only selects which of them to use and is never trusted by itself. With ``now`` the trusted
-    certificate must also be inside its validity period. Raises SecurityError for any other shape than the
-    one in the module docstring, for SHA-1 and other legacy algorithms, an untrusted signer, a signature
-    that does not verify, or hostile XML (DTD, entities, more than ``max_bytes``, too deep).
+    ``trusted`` lists the signers' certificates (or PEM paths, or a :class:`TrustedSigners` built once) we
+    accept; the certificate embedded in the document only selects which of them to use and is never trusted
+    by itself. With ``now`` the trusted certificate must also be inside its validity period. Raises
+    SecurityError for any other shape than the one in the module docstring, for SHA-1 and other legacy
+    algorithms, an untrusted signer, a signature that does not verify, or hostile XML (DTD, entities, more
+    than ``max_bytes``, too deep).
     """
     return verify_signer(data, trusted, now=now, max_bytes=max_bytes)[0]
 
 
 def verify_signer(
     data: bytes,
-    trusted: Sequence[x509.Certificate | PathLike],
+    trusted: TrustedSigners | Sequence[x509.Certificate | PathLike],
     *,
     now: dt.datetime | None = None,
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> tuple[etree._Element, x509.Certificate]:
     """Like :func:`verify`, and also return which of the ``trusted`` certificates the signature verified with."""
-    pinned = load_trusted(trusted)
-    if not pinned:
+    signers = TrustedSigners.load(trusted)
+    if not signers:
         raise SecurityError(_SUBJECT, "no trusted signer certificates were given")
-    tree = parse_received(data, _SUBJECT, max_bytes=max_bytes)
+    return verify_document(parse_received(data, _SUBJECT, max_bytes=max_bytes), signers, now=now)
+
+
+def verify_document(
+    tree: etree._ElementTree, trusted: TrustedSigners, *, now: dt.datetime | None = None
+) -> tuple[etree._Element, x509.Certificate]:
+    """Verify a document already parsed by :func:`niem_iepd.safexml.parse` and return (signed content, signer).
+
+    For callers that hold the safely parsed tree already (``receive`` gets one from ``decrypt_document``), so
+    the bytes are not serialized and parsed again. The tree is consumed: the signature, and every comment
+    (outside what ``URI=""`` signs), are removed from it in place, and so are namespace declarations that no
+    element or attribute name uses (exclusive c14n does not sign them). What is left is exactly the content
+    whose canonical form the Reference digest covers.
+    """
+    if not trusted:
+        raise SecurityError(_SUBJECT, "no trusted signer certificates were given")
     root = tree.getroot()
-    signatures = list(tree.iter(_ds("Signature")))
+    signatures = list(tree.iter(_SIGNATURE))
     if len(signatures) != 1:
         raise SecurityError(_SUBJECT, f"expected exactly one ds:Signature, found {len(signatures)}")
     signature = signatures[0]
     if signature.getparent() is not root:
         raise SecurityError(_SUBJECT, "ds:Signature must be a child of the document element")
-    for tag in ("RetrievalMethod", "Object", "Manifest"):
-        if next(signature.iter(_ds(tag)), None) is not None:
-            raise SecurityError(_SUBJECT, f"ds:{tag} is not accepted")
-    shape = _check_signed_info(signature)
-    certificate = _pick_trusted_certificate(signature, pinned)
+    shape = _examine(signature)
+    fingerprint = _pick_trusted(shape.embedded, trusted)
+    certificate = trusted.certificates[fingerprint]
     if now is not None:
         check_validity(certificate, now, f"{_SUBJECT}: signer certificate")
-    _verify_with_xmlsec(signature, certificate, shape.method)
-    return _signed_content(tree, signature, shape, max_bytes), certificate
+    _verify_with_xmlsec(signature, trusted.keys[fingerprint], shape.method)
+    _keep_signed_content(root, signature, shape.prefixes)
+    return root, certificate
 
 
+@dataclass(frozen=True, slots=True)
 class _Shape:
-    """What SignedInfo says, after it has been checked against the one shape we accept."""
+    """What a ds:Signature says, once it has passed the shape checks."""
 
-    def __init__(self, method: SignatureMethod, digest: DigestMethod, value: bytes, prefixes: list[str]):
-        self.method, self.digest, self.value, self.prefixes = method, digest, value, prefixes
+    method: SignatureMethod
+    #: InclusiveNamespaces/@PrefixList of the exclusive c14n transform (usually empty).
+    prefixes: tuple[str, ...]
+    #: SHA-256 of each embedded ds:X509Certificate in document order; None for one that is not base64.
+    embedded: tuple[str | None, ...]
 
 
-def _only_child(parent: etree._Element, local: str) -> etree._Element:
-    found = parent.findall(_ds(local))
+def _examine(signature: etree._Element) -> _Shape:
+    """Check ``signature`` against the one accepted shape (module docstring) and say what it names.
+
+    The checks read element names, nesting, attributes and the embedded certificates, never the DigestValue
+    or SignatureValue text; and every message from one sender has the same ds:Signature but for those two
+    texts. So the signature serialized without them is a complete key for the outcome, and an accepted
+    shape is remembered instead of walked again (the walk costs more lxml calls than anything else here).
+    Only signatures without comments or processing instructions are remembered: then every '>' in the
+    serialization ends a tag (text escapes it), and the text cut out is exactly those two elements' text.
+    Refusals are never remembered, so each one comes from the full walk with its specific reason.
+    """
+    key = None
+    if next(signature.iter(etree.Comment, etree.ProcessingInstruction), None) is None:
+        serialized = etree.tostring(signature, with_tail=False)
+        key = _cut_text_after(_cut_text_after(serialized, b"DigestValue>"), b"SignatureValue>")
+        known = _ACCEPTED_SHAPES.get(key)
+        if known is not None:
+            return known
+    shape = _walk_signature(signature)
+    if key is not None:
+        if len(_ACCEPTED_SHAPES) >= _MAX_ACCEPTED_SHAPES:
+            _ACCEPTED_SHAPES.clear()
+        _ACCEPTED_SHAPES[key] = shape
+    return shape
+
+
+#: Signatures (without their DigestValue and SignatureValue text) that passed the full walk.
+_ACCEPTED_SHAPES: dict[bytes, _Shape] = {}
+_MAX_ACCEPTED_SHAPES = 64
+
+
+def _cut_text_after(serialized: bytes, tag_end: bytes) -> bytes:
+    """``serialized`` without the text that follows the first ``tag_end`` (up to the next tag)."""
+    start = serialized.find(tag_end)
+    if start < 0:
+        return serialized
+    start += len(tag_end)
+    end = serialized.find(b"<", start)
+    return serialized[:start] + serialized[end:] if end >= 0 else serialized[:start]
+
+
+def _walk_signature(signature: etree._Element) -> _Shape:
+    """The full shape checks, in the order their refusals are reported."""
+    refused = next(signature.iter(*_REFUSED_IN_SIGNATURE), None)
+    if refused is not None:
+        raise SecurityError(_SUBJECT, f"ds:{etree.QName(refused).localname} is not accepted")
+    parts = _children(signature)
+    signed_info = _only(parts, "SignedInfo")
+    _only(parts, "SignatureValue")
+    method, prefixes = _walk_signed_info(signed_info)
+    key_info = signature.find(_KEY_INFO)
+    embedded = [] if key_info is None else key_info.findall(_EMBEDDED_CERTIFICATE)
+    if not embedded:
+        raise SecurityError(_SUBJECT, "no ds:X509Certificate names the signer")
+    return _Shape(method, prefixes, tuple(_embedded_fingerprint(e.text or "") for e in embedded))
+
+
+def _children(parent: etree._Element) -> dict[object, list[etree._Element]]:
+    """``parent``'s child elements grouped by tag, in one pass (the shape checks ask for several tags)."""
+    grouped: dict[object, list[etree._Element]] = {}
+    for child in parent:
+        grouped.setdefault(child.tag, []).append(child)
+    return grouped
+
+
+def _only(grouped: dict[object, list[etree._Element]], local: str) -> etree._Element:
+    found = grouped.get(_ds(local), ())
     if len(found) != 1:
         raise SecurityError(_SUBJECT, f"expected exactly one ds:{local}, found {len(found)}")
     return found[0]
@@ -148,82 +242,62 @@ def _algorithm(element: etree._Element, accepted: type, what: str):
         raise SecurityError(_SUBJECT, f"{what} uses {describe(uri)}") from None
 
 
-def _check_signed_info(signature: etree._Element) -> _Shape:
-    signed_info = _only_child(signature, "SignedInfo")
-    _only_child(signature, "SignatureValue")
-    _algorithm(_only_child(signed_info, "CanonicalizationMethod"), C14N, "CanonicalizationMethod")
-    method = _algorithm(_only_child(signed_info, "SignatureMethod"), SignatureMethod, "SignatureMethod")
-    reference = _only_child(signed_info, "Reference")
+_ACCEPTED_TRANSFORMS = [Transform.ENVELOPED_SIGNATURE.value, C14N.EXCLUSIVE.value]
+
+
+def _walk_signed_info(signed_info: etree._Element) -> tuple[SignatureMethod, tuple[str, ...]]:
+    info = _children(signed_info)
+    _algorithm(_only(info, "CanonicalizationMethod"), C14N, "CanonicalizationMethod")
+    method = _algorithm(_only(info, "SignatureMethod"), SignatureMethod, "SignatureMethod")
+    reference = _only(info, "Reference")
     if reference.get("URI") != "":
         raise SecurityError(_SUBJECT, 'the Reference must be URI="" (the whole document)')
-    transforms = _only_child(reference, "Transforms").findall(_ds("Transform"))
+    inside = _children(reference)
+    transforms = _only(inside, "Transforms").findall(_ds("Transform"))
     uris = [t.get("Algorithm") for t in transforms]
-    if uris != [Transform.ENVELOPED_SIGNATURE.value, C14N.EXCLUSIVE.value]:
-        bad = next((u for u in uris if u not in (Transform.ENVELOPED_SIGNATURE.value, C14N.EXCLUSIVE.value)), None)
+    if uris != _ACCEPTED_TRANSFORMS:
+        bad = next((u for u in uris if u not in _ACCEPTED_TRANSFORMS), None)
         detail = f"; it uses {describe(bad)}" if bad is not None else ""
         raise SecurityError(
             _SUBJECT, f"the Reference transforms must be enveloped-signature then exclusive c14n{detail}"
         )
-    prefixes: list[str] = []
+    prefixes: tuple[str, ...] = ()
     inclusive = transforms[1].find(f"{{{EC_NS}}}InclusiveNamespaces")
     if inclusive is not None:
-        prefixes = (inclusive.get("PrefixList") or "").split()
-    digest = _algorithm(_only_child(reference, "DigestMethod"), DigestMethod, "DigestMethod")
-    try:
-        value = base64.b64decode(_only_child(reference, "DigestValue").text or "", validate=False)
-    except (binascii.Error, ValueError):
-        raise SecurityError(_SUBJECT, "DigestValue is not base64") from None
-    return _Shape(method, digest, value, prefixes)
+        prefixes = tuple((inclusive.get("PrefixList") or "").split())
+    _algorithm(_only(inside, "DigestMethod"), DigestMethod, "DigestMethod")
+    _only(inside, "DigestValue")
+    return method, prefixes
 
 
-def _pick_trusted_certificate(
-    signature: etree._Element, pinned: dict[str, x509.Certificate]
-) -> x509.Certificate:
-    """Return the trusted certificate named by the embedded ones (compared by SHA-256 fingerprint)."""
-    key_info = signature.find(_ds("KeyInfo"))
-    embedded = [] if key_info is None else key_info.findall(f"{_ds('X509Data')}/{_ds('X509Certificate')}")
-    if not embedded:
-        raise SecurityError(_SUBJECT, "no ds:X509Certificate names the signer")
-    for element in embedded:
-        try:
-            der = base64.b64decode("".join((element.text or "").split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise SecurityError(_SUBJECT, "an embedded certificate cannot be read") from None
-        # The fingerprint is the SHA-256 of the DER bytes: no need to parse what we only compare.
-        trusted = pinned.get(hashlib.sha256(der).hexdigest())
-        if trusted is not None:
-            return trusted
+def _pick_trusted(embedded: tuple[str | None, ...], trusted: TrustedSigners) -> str:
+    """Return the fingerprint of the first trusted certificate among the embedded ones (by SHA-256)."""
+    for digest in embedded:
+        if digest is None:
+            raise SecurityError(_SUBJECT, "an embedded certificate cannot be read")
+        if digest in trusted.certificates:
+            return digest
     raise SecurityError(_SUBJECT, "the signer's certificate is not one of the trusted certificates")
 
 
-#: Trusted certificate fingerprint -> its xmlsec key. Loading a key is a third of a verification's cost;
-#: the trusted set is small and fixed per process, so keep them (bounded, in case it is not).
-_VERIFICATION_KEYS: dict[str, xmlsec.Key] = {}
-_MAX_CACHED_KEYS = 64
+def _embedded_fingerprint(text: str) -> str | None:
+    """SHA-256 of the DER bytes in an ``ds:X509Certificate`` text (None if it is not base64).
+
+    The fingerprint only selects which pinned certificate to use, so the DER is hashed, never parsed.
+    """
+    if not _BASE64.fullmatch(text):
+        return None
+    try:
+        der = binascii.a2b_base64(text)  # skips the line breaks the pattern allows
+    except (binascii.Error, ValueError):
+        return None
+    return hashlib.sha256(der).hexdigest()
 
 
-def _verification_key(certificate: x509.Certificate) -> xmlsec.Key:
-    digest = fingerprint(certificate)
-    key = _VERIFICATION_KEYS.get(digest)
-    if key is None:
-        try:
-            key = xmlsec.Key.from_memory(
-                certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem
-            )
-        except xmlsec.Error:
-            raise SecurityError(_SUBJECT, "the trusted certificate's key cannot be used") from None
-        if len(_VERIFICATION_KEYS) >= _MAX_CACHED_KEYS:
-            _VERIFICATION_KEYS.clear()
-        _VERIFICATION_KEYS[digest] = key
-    return key
-
-
-def _verify_with_xmlsec(
-    signature: etree._Element, certificate: x509.Certificate, method: SignatureMethod
-) -> None:
+def _verify_with_xmlsec(signature: etree._Element, key: xmlsec.Key, method: SignatureMethod) -> None:
     context = xmlsec.SignatureContext()
-    # The key comes from our trusted certificate, so xmlsec never takes one from KeyInfo.
-    context.key = _verification_key(certificate)
+    # The key is our trusted certificate's public key, so xmlsec never takes one from KeyInfo.
+    context.key = key
     # Belt and braces: xmlsec itself refuses any transform outside the accepted shape.
     for transform in (Transform.ENVELOPED_SIGNATURE, C14N.EXCLUSIVE, DigestMethod.SHA256):
         context.enable_reference_transform(transform.transform)
@@ -235,22 +309,21 @@ def _verify_with_xmlsec(
         raise SecurityError(_SUBJECT, "the signature does not verify") from None
 
 
-def _signed_content(
-    tree: etree._ElementTree, signature: etree._Element, shape: _Shape, max_bytes: int
-) -> etree._Element:
-    """Apply the Reference's transforms ourselves, check the digest, and parse the result afresh."""
+def _keep_signed_content(root: etree._Element, signature: etree._Element, prefixes: tuple[str, ...]) -> None:
+    """Reduce the verified tree, in place, to what the Reference covered: nothing the digest did not sign.
+
+    The shape checks pin the Reference to URI="" with exactly the enveloped-signature transform then exclusive
+    c14n, and ``signature`` is the only ds:Signature and a child of ``root``. So the digest xmlsec checked is
+    over this very tree minus ``signature`` (the enveloped transform), minus comments (URI="" drops them),
+    canonicalized. Canonicalization also drops namespace declarations that no element or attribute name in
+    their scope uses (unless InclusiveNamespaces lists their prefix): those are unsigned, so they go too.
+    Everything else in the tree is in the canonical bytes, so the tree left is the signed content, without
+    serializing and re-parsing it (which is what verification used to do, at twice the cost).
+    """
     _remove_keeping_tail(signature)
-    canonical = etree.tostring(
-        tree,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,  # URI="" drops comments before the transforms run
-        inclusive_ns_prefixes=shape.prefixes or None,
-    )
-    digest = hashlib.new(shape.digest.hashlib_name, canonical).digest()
-    if not hmac.compare_digest(digest, shape.value):
-        raise SecurityError(_SUBJECT, "the signed content does not match the Reference digest")
-    return parse_received(canonical, _SUBJECT, max_bytes=max_bytes).getroot()
+    # Comments inside the document element and next to it; the text around each stays (with_tail=False).
+    etree.strip_elements(root.getroottree(), etree.Comment, with_tail=False)
+    etree.cleanup_namespaces(root, keep_ns_prefixes=prefixes or None)
 
 
 def _remove_keeping_tail(element: etree._Element) -> None:
