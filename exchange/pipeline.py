@@ -328,8 +328,7 @@ def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, 
             message_sha256=message.sha256, categories=message.categories, **terms[message.message_type],
         ))
     with ex.engine.begin() as conn:
-        for _, receipt in sent:
-            ex.outbox.mark_delivered(conn, receipt)
+        ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
         ledger.append_many(conn, entries)
     return DeliveryCounts(len(sent))
 

@@ -281,12 +281,13 @@ class Outbox:
 
     def mark_delivered(self, conn, receipt: Receipt) -> None:
         """Record the receipt inside the caller's transaction (the ledger entry is written in the same one)."""
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.message_id == receipt.message_id)
-            .values(state=State.DELIVERED.value, delivered_at=receipt.delivered_at, location=receipt.location,
-                    attempts=outbox.c.attempts + 1, last_error=None, next_attempt_at=None)
-        )
+        self.mark_delivered_many(conn, [receipt])
+
+    def mark_delivered_many(self, conn: Connection, receipts: Sequence[Receipt]) -> None:
+        """Record receipts inside the caller's transaction, with one statement (a delivery pass's chunk)."""
+        if receipts:
+            conn.execute(_DELIVERED, [{"id": r.message_id, "at": r.delivered_at, "location": r.location}
+                                      for r in receipts])
 
     def mark_failed(self, message_id: str, reason: str, *, dead: bool, now: datetime | None = None) -> str:
         """Count a failed attempt: ``failed`` with the next attempt after a backoff, or ``dead-letter``.
@@ -364,6 +365,11 @@ class Outbox:
 
 
 _KNOWN = select(outbox.c.message_id).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+_DELIVERED = (
+    update(outbox).where(outbox.c.message_id == bindparam("id"))
+    .values(state=State.DELIVERED.value, delivered_at=bindparam("at"), location=bindparam("location"),
+            attempts=outbox.c.attempts + 1, last_error=None, next_attempt_at=None)
+)
 
 
 def _queued(r) -> QueuedMessage:
