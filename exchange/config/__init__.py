@@ -32,7 +32,11 @@ class RecipientConfig(Strict):
 
     id: Slug = Field(description="Stable short id used in the outbox, ledger and task names.")
     organization: str = Field(min_length=1, description="The recipient's name as written in each message.")
-    certificate: str = Field(description="PEM certificate messages are encrypted to.")
+    certificate: str | list[str] = Field(description="PEM certificate messages are encrypted to, or a list of "
+                                         "them (e.g. old and new during the recipient's key rotation, or a primary "
+                                         "and a disaster-recovery key): each message is encrypted once, with one "
+                                         "EncryptedKey per certificate valid at the time; expired or not-yet-valid "
+                                         "ones are skipped with a warning, and none valid refuses to encrypt.")
     transport: TransportConfig = Field(description="How messages reach the recipient.")
     purpose: str = Field(min_length=1, description="Purpose of the disclosure, as the ledger records it.")
     legal_basis: str = Field(min_length=1, description="Rule that permits the disclosure (e.g. a CFR cite).")
@@ -43,6 +47,20 @@ class RecipientConfig(Strict):
                                "as class:<name> (the profile's class always counts).")
     connection: ConnectionId | None = Field(None, description="Airflow connection id (or secrets-backend "
                                             "key) holding the transport's credentials; never secrets here.")
+
+    @field_validator("certificate")
+    @classmethod
+    def _certificate_list(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("list at least one certificate")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("a certificate is listed twice")
+        return value
+
+    @property
+    def certificates(self) -> tuple[str, ...]:
+        """``certificate`` as a tuple of paths, whether the YAML gave one or a list."""
+        return (self.certificate,) if isinstance(self.certificate, str) else tuple(self.certificate)
 
     @model_validator(mode="after")
     def _soap_complete(self) -> "RecipientConfig":
