@@ -134,6 +134,8 @@ class PersonIndex:
         statement per table. Rows not yet written are written before any candidate search that could find
         them (a record sharing a blocking value with an earlier one of the batch), so no search misses one.
         """
+        if not records:
+            return []
         if conn is None:
             with self._engine.begin() as own:
                 return self.link_many(records, now, conn=own)
