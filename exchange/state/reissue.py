@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, select, update
 from exchange.state.bulk import chunks
 from exchange.state.db import crosswalk, outbox, window_archive, windows
 from exchange.state.outbox import State
-from exchange.state.windows import reopen
+from exchange.state.windows import REREAD, reopen
 
 if TYPE_CHECKING:
     from exchange.state.person_curation import Moved
@@ -93,14 +93,14 @@ def _rows(conn: Connection, moved: Sequence[Moved]) -> list:
 def _affected(conn: Connection, moved: Sequence[Moved]) -> list[Affected]:
     rows = _rows(conn, moved)
     keys = {r.window_key for r in rows if r.window_key}
-    pending = {(r.exchange, r.window_key) for r in conn.execute(
+    pending = {(r.exchange, r.window_key.split(REREAD)[0]) for r in conn.execute(  # a second reading counts
         select(windows.c.exchange, windows.c.window_key).where(
-            windows.c.window_key.in_(keys), windows.c.status == "planned"))}
+            windows.c.exchange.in_({r.exchange for r in rows}), windows.c.status == "planned"))}
     archived = {(r.exchange, r.window_key) for r in conn.execute(
         select(window_archive.c.exchange, window_archive.c.window_key).where(window_archive.c.window_key.in_(keys)))}
     return [Affected(r.message_id, r.exchange, r.recipient, r.record_key, r.shared_id, r.state,
                      r.window_key if (r.exchange, r.window_key) in archived else None,
-                     (r.exchange, r.window_key) in pending) for r in rows]
+                     (r.exchange, (r.window_key or "").split(REREAD)[0]) in pending) for r in rows]
 
 
 def identity_of(engine: Engine, system: str, record_id: str) -> tuple[str, str | None]:

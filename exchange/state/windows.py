@@ -11,6 +11,7 @@ moved record's old shared id, to re-issue them (:mod:`exchange.state.reissue`).
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,13 +142,19 @@ class WindowStore:
             return reopen(conn, self._exchange, keys)
 
 
+REREAD = "#reissue-"
+"""Joins a window's key and a random suffix: the key of a second reading of a window still in the plan."""
+
+
 def reopen(conn: Connection, exchange: str, keys: Sequence[str]) -> list[str]:
     """Make archived windows of ``exchange`` pending again, inside the caller's transaction.
 
-    A window still in the plan goes back to ``planned`` in its place; one the cursor has passed is appended
-    to the plan with the ``cursor_after`` of the plan's last window (or the current cursor), so completing
-    it never moves the cursor back. Keys never archived (planned before the archive existed) are skipped.
-    Returns the keys that are now pending.
+    A window done but still in the plan goes back to ``planned`` in its place. A window still ``planned``
+    may be being read right now, and its completion would swallow the re-open, so a second reading of it
+    is appended under ``<key>#reissue-<random>`` (archived too). A window the cursor has passed is appended
+    under its own key. Appended windows carry the ``cursor_after`` of the plan's last window (or the current
+    cursor), so completing them never moves the cursor back. Keys never archived (planned before the
+    archive existed) are skipped. Returns the keys that are now pending for this re-open.
     """
     reopened = []
     for key in dict.fromkeys(keys):
@@ -155,10 +162,17 @@ def reopen(conn: Connection, exchange: str, keys: Sequence[str]) -> list[str]:
             window_archive.c.exchange == exchange, window_archive.c.window_key == key)).first()
         if archived is None:
             continue
-        if conn.execute(update(windows).where(windows.c.exchange == exchange, windows.c.window_key == key)
-                        .values(status="planned")).rowcount:
+        status = conn.execute(select(windows.c.status).where(
+            windows.c.exchange == exchange, windows.c.window_key == key)).scalar_one_or_none()
+        if status == "done":
+            conn.execute(update(windows).where(windows.c.exchange == exchange, windows.c.window_key == key)
+                         .values(status="planned"))
             reopened.append(key)
             continue
+        if status is not None:  # planned: perhaps in progress; read it once more after it
+            key = f"{key.split(REREAD)[0]}{REREAD}{secrets.token_hex(4)}"
+            conn.execute(insert(window_archive).values(exchange=exchange, window_key=key, spec=archived.spec,
+                                                       cursor_after=archived.cursor_after))
         last = conn.execute(select(windows.c.seq, windows.c.cursor_after).where(windows.c.exchange == exchange)
                             .order_by(windows.c.seq.desc()).limit(1)).first()
         cursor = last.cursor_after if last else conn.execute(

@@ -47,3 +47,20 @@ def test_a_reopened_window_queues_behind_pending_ones_and_keeps_their_cursor(sto
     assert store.cursor() == "cursor-after-a"  # the first run's cursor; nothing passed b yet
     store.complete("b", WindowCounts(), NOW)
     assert store.cursor() == "cursor-after-c" and store.pending() == []
+
+
+def test_reopening_a_window_being_read_adds_a_second_reading_that_its_completion_leaves_pending(store):
+    store.add(_windows("a", "b"))
+    # "a" is planned, perhaps being read by a task right now: its completion must not swallow the re-open
+    [again] = store.reopen(["a"])
+    assert again.startswith("a#reissue-") and store.pending() == ["a", "b", again]
+    assert store.get(again).spec == store.get("a").spec
+    store.complete("a", WindowCounts(), NOW)
+    assert store.pending() == ["b", again]
+    for key in ("b", again):
+        store.complete(key, WindowCounts(), NOW)
+    assert store.cursor() == "cursor-after-b" and store.pending() == []
+    # a message built by the second reading names its key: that key can be re-opened in turn
+    assert store.reopen([again]) == [again] and store.pending() == [again]
+    [third] = store.reopen([again])  # while that one is pending: a reading of "a" again, not of a#...#...
+    assert third.startswith("a#reissue-") and third.count("#reissue-") == 1 and third != again
