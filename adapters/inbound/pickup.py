@@ -26,6 +26,7 @@ from lxml import etree
 
 from adapters.inbound.faults import Refused
 from niem_iepd.wsdl import TARGET_NAMESPACE
+from transforms.model import ConfigError
 
 _TNS = f"{{{TARGET_NAMESPACE}}}"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -94,8 +95,14 @@ class Recipients:
         for recipient in recipients:
             tls = x509.load_pem_x509_certificate(Path(recipient.tls_certificate).read_bytes())
             signer = x509.load_pem_x509_certificate(Path(recipient.signing_certificate).read_bytes())
-            self._by_tls[tls.public_bytes(serialization.Encoding.DER)] = recipient.id
-            self._by_signer[signer.public_bytes(serialization.Encoding.DER)] = recipient.id
+            for pinned, certificate, key in ((self._by_tls, tls, "client_certificate"),
+                                             (self._by_signer, signer, "signing_certificate")):
+                der = certificate.public_bytes(serialization.Encoding.DER)
+                if der in pinned:  # one certificate for two recipients: nobody could tell whose messages go
+                    raise ConfigError("inbound service", f"recipients.{recipient.id}.transport.{key}",
+                                      f"the same certificate is pinned for {pinned[der]!r}",
+                                      "give each pull recipient its own certificates")
+                pinned[der] = recipient.id
             self.signers.append(signer)
 
     def identify(self, signer: x509.Certificate, tls_certificate: bytes | None) -> str:

@@ -15,6 +15,7 @@ from exchange.pickup import OutboxMailbox
 from exchange.runtime import open_exchange
 from tests.conftest import mint_demo_home
 from tests.support.drops import small_demo_drop
+from tests.support.soap_server import tls_pki  # noqa: F401 (fixture)
 from transforms.model import PermanentError
 
 
@@ -100,3 +101,14 @@ def test_an_acknowledgement_for_someone_else_or_with_another_digest_is_refused(e
     with pytest.raises(PermanentError, match="no message with this MessageID is addressed to you"):
         mailbox.acknowledge("county-bh", "00000000-0000-4000-8000-000000000000", message.sha256, None, now)
     assert _ledger(ex) == Counter()
+
+
+def test_two_pull_recipients_may_not_share_a_certificate(tls_pki):
+    from adapters.inbound.pickup import PullRecipient, Recipients
+    from transforms.model import ConfigError
+
+    pki = tls_pki
+    with pytest.raises(ConfigError, match="recipients.b.transport.signing_certificate: the same certificate is "
+                                          "pinned for 'a'"):
+        Recipients((PullRecipient("a", pki.cert("client"), pki.cert("client-signing")),
+                    PullRecipient("b", pki.cert("other-client"), pki.cert("client-signing"))))
