@@ -133,10 +133,24 @@ def sniff(handle: BinaryIO) -> str:
     return "|" if pipes > commas else ","
 
 
-def file_digest(handle: BinaryIO) -> str:
-    """SHA-256 of the whole file, read in chunks."""
-    handle.seek(0)
-    digest = hashlib.sha256()
-    while chunk := handle.read(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
+class HashingReader:
+    """A file read from its start that hashes every byte read through it (:meth:`hexdigest` reads the rest)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        handle.seek(0)
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def read(self, size: int) -> bytes:
+        chunk = self._handle.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        """SHA-256 of the whole file as read through this reader (what was not read yet is read now)."""
+        while self.read(_CHUNK):
+            pass
+        return self._digest.hexdigest()

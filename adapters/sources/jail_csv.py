@@ -177,9 +177,11 @@ class JailCsvSource:
                     digest = _unit_digest(handle, charges)
                     if digest in done:
                         continue
-                    specs = self._plan_unit(name, charges_name, handle, charges, max_records)
+                    specs = self._plan_unit(name, charges_name, handle, charges, max_records, digest)
             except FileNotFoundError:
                 continue  # moved away meanwhile
+            if specs is None:
+                continue  # changed while it was planned: still being written; planned on a later run
             for spec in specs:
                 if spec["stop"] == spec["rows"]:
                     done = done | {digest}
@@ -201,8 +203,11 @@ class JailCsvSource:
             raise RetryableError(f"jail_csv read {name}", "the file cannot be read (permissions or I/O)") from None
 
     def _plan_unit(self, name: str, charges_name: str | None, handle: BinaryIO, charges: BinaryIO | None,
-                   max_records: int) -> list[dict]:
-        """The specs (without the digest) of a unit's windows; none for an empty or header-only file."""
+                   max_records: int, digest: str) -> list[dict] | None:
+        """The specs (without the digest) of a unit's windows; none for an empty or header-only file.
+
+        None if the files planned are not the ones hashed (``digest``): they changed in between.
+        """
         delimiter = self._delimiter or csv_spans.sniff(handle)
         charges_delimiter = self._delimiter or csv_spans.sniff(charges) if charges is not None else None
         shared = {"file": name, "charges_file": charges_name, "delimiter": delimiter,
@@ -213,8 +218,9 @@ class JailCsvSource:
             return [{**shared, "start": start, "stop": min(start + max_records - 1, rows), "rows": rows}
                     for start in range(1, rows + 1, max_records)]
 
-        handle.seek(0)
-        records = csv_spans.scan(handle, self._codec, delimiter)
+        reader = csv_spans.HashingReader(handle)
+        charges_reader = csv_spans.HashingReader(charges) if charges is not None else None
+        records = csv_spans.scan(reader, self._codec, delimiter)
         _, header_raw, header = next(records, (0, b"", None))
         table = resolve_header(header, BOOKING_COLUMNS, REQUIRED_BOOKING_COLUMNS, "", self._columns)
         planned: list[_Planned] = []
@@ -230,13 +236,9 @@ class JailCsvSource:
                 window.duplicates.append(n)
             elif number:
                 first_window[number] = len(planned) - 1
-        if not planned:
-            return []  # empty or header only: nothing to read; planned again once it has rows
-
         charges_header_end = None
-        if charges is not None:
-            charges.seek(0)
-            charge_records = csv_spans.scan(charges, self._codec, charges_delimiter)
+        if charges_reader is not None and planned:
+            charge_records = csv_spans.scan(charges_reader, self._codec, charges_delimiter)
             _, charges_header_raw, charges_header = next(charge_records, (0, b"", None))
             charges_header_end = len(charges_header_raw)
             for window in planned:
@@ -245,6 +247,10 @@ class JailCsvSource:
                                           self._columns)
             if not table.problem and not charge_table.problem:
                 self._plan_charges(charge_records, charge_table, first_window, planned)
+        if _combined(reader.hexdigest(), charges_reader.hexdigest() if charges_reader else None) != digest:
+            return None
+        if not planned:
+            return []  # empty or header only: nothing to read; planned again once it has rows
 
         rows = planned[-1].stop
         sizes = {"size": os.fstat(handle.fileno()).st_size,
@@ -295,11 +301,8 @@ class JailCsvSource:
             return None
         except OSError:
             raise RetryableError(f"jail_csv read {name}", "the file cannot be read (permissions or I/O)") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if charges is not None:
-            pair = f"{digest}\n{hashlib.sha256(charges).hexdigest()}\n"
-            digest = hashlib.sha256(pair.encode("ascii")).hexdigest()
-        return _Unit(name, charges_name, data, charges, digest)
+        charges_digest = hashlib.sha256(charges).hexdigest() if charges is not None else None
+        return _Unit(name, charges_name, data, charges, _combined(hashlib.sha256(data).hexdigest(), charges_digest))
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -450,12 +453,16 @@ class JailCsvSource:
 
 
 def _unit_digest(handle: BinaryIO, charges: BinaryIO | None) -> str:
+    """The unit digest of a bookings file and its charges file if any (see the module docstring)."""
+    charges_digest = csv_spans.HashingReader(charges).hexdigest() if charges is not None else None
+    return _combined(csv_spans.HashingReader(handle).hexdigest(), charges_digest)
+
+
+def _combined(digest: str, charges_digest: str | None) -> str:
     """The bookings file's SHA-256, or with a charges file the SHA-256 of both files' hex digests."""
-    digest = csv_spans.file_digest(handle)
-    if charges is None:
+    if charges_digest is None:
         return digest
-    pair = f"{digest}\n{csv_spans.file_digest(charges)}\n"
-    return hashlib.sha256(pair.encode("ascii")).hexdigest()
+    return hashlib.sha256(f"{digest}\n{charges_digest}\n".encode("ascii")).hexdigest()
 
 
 def _charges_name(name: str) -> str | None:
