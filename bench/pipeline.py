@@ -298,7 +298,7 @@ def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
     rows.append(row)
     row, signed = _timed("sign", prepared, lambda p: (*p, sign(p[4].root, ex.signer)))
     rows.append(row)
-    certificate = ex.recipient_certs[recipient.id]
+    certificate = ex.recipient_certs[recipient.id].usable(now)
     row, encrypted = _timed("encrypt", signed, lambda s: (*s, encrypt(s[5], certificate)))
     rows.append(row)
 
@@ -320,7 +320,7 @@ def _floor(documents: list[etree._Element], ex: Exchange) -> float:
     """Seconds per document for raw lxml XSD validation + raw python-xmlsec sign + encrypt, in a tight loop."""
     schema = etree.XMLSchema(etree.parse(str(validator.schema_path(ex.config.message_type))))
     key = ex.signer.key
-    manager = ex.recipient_certs[ex.config.recipients[0].id].manager
+    manager = ex.recipient_certs[ex.config.recipients[0].id][0].manager
     _raw_encrypt(_raw_sign(documents[0], key), manager)  # first calls allocate
     started = time.perf_counter()
     for document in documents:

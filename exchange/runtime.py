@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from exchange.config import ExchangeConfig, load_config, resolve, resolve_url
 from exchange.disclosure import RecipientPolicy, load_policies
 from exchange.ports import Source, Transport
-from exchange.security import RecipientCertificate, SigningIdentity
+from exchange.keystore import load_recipient_certificates, load_signing_identity
+from exchange.security import RecipientCertificates, SigningIdentity
 from exchange.state.db import open_engine
 from exchange.state.outbox import Outbox
 from exchange.state.person_index import PersonIndex, Thresholds
@@ -23,7 +24,7 @@ from exchange.state.quarantine import Quarantine
 from exchange.state.secrets import load_or_create_secret
 from exchange.state.windows import WindowStore
 from exchange.wiring import build_source, build_transport
-from transforms.model import ConfigError, SecurityError
+from transforms.model import ConfigError
 
 
 def utc_now() -> datetime:
@@ -44,7 +45,7 @@ class Exchange:
     quarantine: Quarantine
     outbox: Outbox
     signer: SigningIdentity
-    recipient_certs: dict[str, RecipientCertificate]
+    recipient_certs: dict[str, RecipientCertificates]  # recipient id -> its certificates (one or several)
     clock: Callable[[], datetime]
     transports: dict[str, Transport] = field(default_factory=dict)
     policies: dict[str, RecipientPolicy] = field(default_factory=dict)  # recipient id -> redaction profile
@@ -92,13 +93,8 @@ def open_exchange(
     config = load_config(config_path)
     home = home.resolve()
     source = build_source(config.source, home=home, now=clock(), config_path=config_path)
-    signer = _load(config_path, "signing", lambda: SigningIdentity.load(
-        resolve(home, config.signing.key), resolve(home, config.signing.certificate)))
-    certs = {
-        r.id: _load(config_path, f"recipients.{r.id}.certificate",
-                    lambda r=r: RecipientCertificate.load(resolve(home, r.certificate), now=clock()))
-        for r in config.recipients
-    }
+    signer = load_signing_identity(config_path, home, config.signing)
+    certs = {r.id: load_recipient_certificates(config_path, home, r, now=clock()) for r in config.recipients}
     policies = load_policies(config, home, config_path)  # profile errors before any state is opened
     parameters = _matching_parameters(config_path, home, config.identity.model)
     engine = open_engine(resolve_url(home, config.state_url))
@@ -137,14 +133,3 @@ def _matching_parameters(config_path: Path, home: Path, model: str | None):
     except ValueError as exc:
         raise ConfigError(str(config_path), "identity.model", str(exc),
                           "use a file written by `niem-exchange identity train`") from None
-
-
-def _load(config_path: Path, key: str, loader):
-    try:
-        return loader()
-    except FileNotFoundError as exc:
-        raise ConfigError(str(config_path), key, f"file {Path(exc.filename).name!r} not found",
-                          "run `niem-exchange certs dev-pki` for demo keys, or fix the path") from None
-    except SecurityError as exc:
-        raise ConfigError(str(config_path), key, exc.reason, "renew or replace the certificate") from None
-

@@ -73,10 +73,24 @@ class RecipientConfig(Strict):
 
 
 class SigningConfig(Strict):
-    """Our signing key and certificate."""
+    """Our signing key and certificate, and where the key's passphrase comes from (never the YAML itself)."""
 
-    key: str = Field(description="PEM private key (mode 0600, never committed).")
-    certificate: str = Field(description="PEM certificate that receivers pin to verify our signatures.")
+    key: str = Field(description="Private key: PEM (mode 0600, never committed; passphrase-protected or not) or "
+                     "PKCS#12 by its .p12/.pfx suffix (key and certificate in one file).")
+    certificate: str | None = Field(None, description="PEM certificate that receivers pin to verify our "
+                                    "signatures; optional for a PKCS#12 key (its own certificate is used).")
+    passphrase_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of the "
+                                       "environment variable holding the key's passphrase.")
+    passphrase_file: str | None = Field(None, description="File holding the key's passphrase (one line, e.g. "
+                                        "a mounted secret); use this or passphrase_env, not both.")
+
+    @model_validator(mode="after")
+    def _one_passphrase_source(self) -> "SigningConfig":
+        if self.passphrase_env is not None and self.passphrase_file is not None:
+            raise ValueError("name the passphrase in passphrase_env or passphrase_file, not both")
+        if self.certificate is None and not self.key.lower().endswith((".p12", ".pfx")):
+            raise ValueError("certificate is required unless key is a PKCS#12 file (.p12/.pfx)")
+        return self
 
 
 class ExchangeConfig(Strict):

@@ -24,6 +24,7 @@ from exchange.security.encryption import decrypt, decrypt_document, encrypt
 from exchange.security.keys import (
     PrivateKey,
     RecipientCertificate,
+    RecipientCertificates,
     SigningIdentity,
     TrustedSigners,
     fingerprint,
@@ -42,6 +43,7 @@ __all__ = [
     "Legacy",
     "PrivateKey",
     "RecipientCertificate",
+    "RecipientCertificates",
     "SecurityError",
     "SignatureMethod",
     "SigningIdentity",

@@ -84,11 +84,18 @@ def _key_usage(certificate: x509.Certificate) -> x509.KeyUsage | None:
         return None
 
 
+#: Refusal reasons a caller can tell apart (the config layer turns each into its own fix).
+PASSPHRASE_MISSING = "the key is passphrase-protected and no passphrase was given"
+PASSPHRASE_UNNEEDED = "a passphrase was given but the key is not passphrase-protected"
+
+
 def _load_private_key(data: bytes, passphrase: bytes | None, subject: str):
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
-    except (ValueError, TypeError):
-        # TypeError: a passphrase given for an unencrypted key or missing for an encrypted one.
+    except TypeError:
+        # cryptography's TypeError: a passphrase given for an unencrypted key or missing for an encrypted one.
+        raise SecurityError(subject, PASSPHRASE_MISSING if passphrase is None else PASSPHRASE_UNNEEDED) from None
+    except ValueError:
         raise SecurityError(subject, "not a PEM private key, or the passphrase is wrong") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise SecurityError(subject, "only RSA and EC private keys are supported")
@@ -103,11 +110,16 @@ PKCS12_SUFFIXES = (".p12", ".pfx")
 
 def _read_key_file(path: Path, passphrase: bytes | None, subject: str):
     """Read a private key from a PEM file, or from a PKCS#12 file by its ``.p12``/``.pfx`` suffix."""
+    return _read_key_and_certificate(path, passphrase, subject)[0]
+
+
+def _read_key_and_certificate(path: Path, passphrase: bytes | None, subject: str):
+    """(private key, certificate or None): PKCS#12 files carry their certificate, PEM key files do not."""
     data = path.read_bytes()
     if path.suffix.lower() not in PKCS12_SUFFIXES:
-        return _load_private_key(data, passphrase, subject)
+        return _load_private_key(data, passphrase, subject), None
     try:
-        key, _certificate, _chain = pkcs12.load_key_and_certificates(data, passphrase)
+        key, certificate, _chain = pkcs12.load_key_and_certificates(data, passphrase)
     except (ValueError, TypeError):
         raise SecurityError(subject, "not a PKCS#12 file, or the passphrase is wrong") from None
     if key is None:
@@ -116,7 +128,7 @@ def _read_key_file(path: Path, passphrase: bytes | None, subject: str):
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return _load_private_key(pem, None, subject)
+    return _load_private_key(pem, None, subject), certificate
 
 
 def _xmlsec_private_key(private_key, subject: str) -> xmlsec.Key:
@@ -146,21 +158,27 @@ class SigningIdentity:
     def load(
         cls,
         key_pem: PathLike,
-        cert_pem: PathLike,
+        cert_pem: PathLike | None = None,
         passphrase: bytes | None = None,
         *,
         now: dt.datetime | None = None,
     ) -> SigningIdentity:
         """Load a private key (PEM, or PKCS#12 by its ``.p12``/``.pfx`` suffix) and its PEM certificate.
 
-        Refuses a key that does not belong to the certificate, a certificate whose KeyUsage does not
-        allow digital signatures, and (when ``now`` is given) a certificate outside its validity period.
+        ``cert_pem`` may be left out for a PKCS#12 file: the certificate inside it is used. Refuses a key
+        that does not belong to the certificate, a certificate whose KeyUsage does not allow digital
+        signatures, and (when ``now`` is given) a certificate outside its validity period.
         """
-        key_path, cert_path = Path(key_pem), Path(cert_pem)
+        key_path = Path(key_pem)
         subject = f"signing key {key_path.name}"
-        private_key = _read_key_file(key_path, passphrase, subject)
-        certificate = load_certificate(cert_path, subject="signing certificate")
-        cert_subject = f"signing certificate {cert_path.name}"
+        private_key, bundled = _read_key_and_certificate(key_path, passphrase, subject)
+        if cert_pem is not None:
+            certificate = load_certificate(cert_pem, subject="signing certificate")
+            cert_subject = f"signing certificate {Path(cert_pem).name}"
+        elif bundled is not None:
+            certificate, cert_subject = bundled, f"signing certificate in {key_path.name}"
+        else:
+            raise SecurityError(subject, "a PEM key needs its certificate (only PKCS#12 files carry one)")
         if public_key_digest(private_key.public_key()) != public_key_digest(certificate.public_key()):
             raise SecurityError(subject, "the key does not belong to the certificate")
         usage = _key_usage(certificate)
@@ -200,10 +218,17 @@ class RecipientCertificate:
         Also refused: a non-RSA key (the key transport is RSA-OAEP), an RSA key under 2048 bits and a
         KeyUsage without keyEncipherment.
         """
+        loaded = cls.read(cert_pem)
+        check_validity(loaded.certificate, now, f"recipient certificate {Path(cert_pem).name}")
+        return loaded
+
+    @classmethod
+    def read(cls, cert_pem: PathLike) -> RecipientCertificate:
+        """Like :meth:`load` but without the validity check, for a set that is checked per message
+        (:class:`RecipientCertificates`: a not-yet-valid certificate becomes usable while the process runs)."""
         path = Path(cert_pem)
         subject = f"recipient certificate {path.name}"
         certificate = load_certificate(path, subject="recipient certificate")
-        check_validity(certificate, now, subject)
         public_key = certificate.public_key()
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise SecurityError(subject, "RSA-OAEP key transport needs an RSA key")
@@ -236,6 +261,80 @@ class RecipientCertificate:
         that expired after it was loaded is never encrypted to.
         """
         check_validity(self.certificate, now, f"recipient certificate {self.fingerprint[:16]}")
+
+
+@dataclass(frozen=True, eq=False)
+class RecipientCertificates:
+    """All the certificates one recipient lists (one, or e.g. old and new during its key rotation).
+
+    A message goes to every certificate valid at the time, each with its own EncryptedKey, so whichever
+    private key the recipient holds opens it. A sequence of :class:`RecipientCertificate` (``encrypt``
+    takes it as is), plus :meth:`usable` to pick the ones valid now.
+    """
+
+    certificates: tuple[RecipientCertificate, ...]
+    #: Names each certificate in warnings and refusals (e.g. the config key, never the file's content).
+    labels: tuple[str, ...] = ()
+    #: The recipient's id, for refusals.
+    recipient: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.certificates:
+            raise ValueError("a recipient needs at least one certificate")
+
+    def __len__(self) -> int:
+        return len(self.certificates)
+
+    def __iter__(self):
+        return iter(self.certificates)
+
+    def __getitem__(self, index: int) -> RecipientCertificate:
+        return self.certificates[index]
+
+    @property
+    def not_valid_after(self) -> dt.datetime:
+        """When the last of them expires: after that nothing can be encrypted to this recipient."""
+        return max(c.not_valid_after for c in self.certificates)
+
+    def label(self, index: int) -> str:
+        """How warnings and refusals name certificate ``index``."""
+        return self.labels[index] if index < len(self.labels) else f"certificate {index + 1}"
+
+    def unusable(self, now: dt.datetime) -> list[tuple[str, str]]:
+        """(label, reason) for each certificate that is expired or not yet valid at ``now``."""
+        return [(self.label(index), reason) for index, reason in self._problems(now).items()]
+
+    def _problems(self, now: dt.datetime) -> dict[int, str]:
+        problems = {}
+        for index, each in enumerate(self.certificates):
+            try:
+                check_validity(each.certificate, now, self.label(index))
+            except SecurityError as error:
+                problems[index] = error.reason
+        return problems
+
+    def usable(self, now: dt.datetime) -> tuple[RecipientCertificate, ...]:
+        """The certificates valid at ``now``, one per key (the latest-expiring certificate of a renewed key).
+
+        Raises SecurityError when none is valid: never encrypt to an expired or not-yet-valid certificate.
+        The same objects come back each time, so ``encrypt``'s key-manager cache keeps working.
+        """
+        problems = self._problems(now)
+        by_key: dict[str, RecipientCertificate] = {}
+        for index, each in enumerate(self.certificates):
+            if index in problems:
+                continue
+            kid = key_id(each.certificate)
+            if kid not in by_key or each.not_valid_after > by_key[kid].not_valid_after:
+                by_key[kid] = each
+        if not by_key:
+            reasons = "; ".join(f"{self.label(i)}: {reason}" for i, reason in problems.items())
+            raise SecurityError(f"recipient {self.recipient or '?'}", f"no certificate is valid now ({reasons})")
+        return tuple(by_key.values())
+
+    def check(self, now: dt.datetime) -> None:
+        """Refuse (SecurityError) if none of the certificates is valid at ``now``."""
+        self.usable(now)
 
 
 @dataclass(frozen=True, eq=False)
