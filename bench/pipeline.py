@@ -134,9 +134,11 @@ class Result:
     peak_rss_after_mb: float = 0.0
     opening: float = 0.0
     processing: float = 0.0  # plan + process every window, one process (part of end_to_end)
+    processing_cpu: float = 0.0  # CPU seconds of that
     delivered: tuple[int, str] = (0, "")  # what _delivered says after the end-to-end run
     workers: int = 1
     pooled_processing: float = 0.0  # the same with ``workers`` processes
+    pooled_cpu: float = 0.0  # CPU seconds the workers spent in process_window, all together
     pooled_messages: int = 0
     pooled_same_ids: bool = False
 
@@ -168,28 +170,28 @@ def _home(root: Path, name: str, drop: Path, pki) -> tuple[Path, Path]:
     return home, config
 
 
-def _end_to_end(config: Path, home: Path) -> tuple[float, float, float, int, tuple[int, str]]:
+def _end_to_end(config: Path, home: Path) -> tuple[float, float, float, float, int, tuple[int, str]]:
     """plan + process every window + deliver, as ``niem-exchange run`` does.
 
-    Returns (seconds to open the exchange, seconds to run it, of which plan + process, messages delivered,
-    the :func:`_delivered` summary).
+    Returns (seconds to open the exchange, seconds to run it, of which plan + process, CPU seconds of plan +
+    process, messages delivered, the :func:`_delivered` summary).
     The validator is warmed up first (schemas compiled, Saxon started, rules compiled: a one-off ~1-2 s per
     process that a long run pays once), so the rate is the steady state a large batch sees.
     """
     validator.validate(safexml.parse_trusted_file(WARM_UP).getroot())
     started = time.perf_counter()
     ex = open_exchange(config, home)
-    opened = time.perf_counter()
+    opened, cpu = time.perf_counter(), time.process_time()
     try:
         for key in pipeline.plan(ex):
             pipeline.process_window(ex, key)
-        processed = time.perf_counter()
+        processed, cpu = time.perf_counter(), time.process_time() - cpu
         delivered = sum(pipeline.deliver(ex, r.id).delivered for r in ex.config.recipients)
         finished = time.perf_counter()
         ids = _delivered(ex)
     finally:
         ex.close()
-    return opened - started, finished - opened, processed - opened, delivered, ids
+    return opened - started, finished - opened, processed - opened, cpu, delivered, ids
 
 
 # --- the process stage over a pool of processes ------------------------------------------------------------
@@ -209,15 +211,18 @@ def _worker_ready(barrier) -> None:
     barrier.wait()
 
 
-def _worker_process(key: str) -> int:
-    """Process one window in this worker; the records it read."""
-    return pipeline.process_window(_worker_exchange, key).records
+def _worker_process(key: str) -> float:
+    """Process one window in this worker; the CPU seconds it took."""
+    started = time.process_time()
+    pipeline.process_window(_worker_exchange, key)
+    return time.process_time() - started
 
 
-def _pooled(config: Path, home: Path, workers: int) -> tuple[float, tuple[int, str]]:
+def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, tuple[int, str]]:
     """plan here, process every window over ``workers`` processes, deliver here.
 
-    Returns (seconds for plan + process, (messages delivered, digest of their ids)).
+    Returns (seconds for plan + process, CPU seconds of the workers in process_window, (messages delivered,
+    digest of their ids)).
     """
     # Opened here first: it creates the state database's tables, which workers opening a fresh database at
     # the same moment would race to create.
@@ -232,11 +237,11 @@ def _pooled(config: Path, home: Path, workers: int) -> tuple[float, tuple[int, s
                 ready.result()
             started = time.perf_counter()
             keys = pipeline.plan(ex)
-            list(pool.map(_worker_process, keys))
+            cpu = sum(pool.map(_worker_process, keys))
             processed = time.perf_counter() - started
         for recipient in ex.config.recipients:
             pipeline.deliver(ex, recipient.id)
-        return processed, _delivered(ex)
+        return processed, cpu, _delivered(ex)
     finally:
         ex.close()
 
@@ -387,13 +392,13 @@ def _run_end_to_end(result: Result, root: Path, drop: Path, pki, workers: int) -
     """Steps 2 and 6 of the module docstring into ``result``: end to end on one core, then the process pool."""
     home, config = _home(root, "end-to-end", drop, pki)
     result.peak_rss_before_mb = _peak_rss_mb()
-    result.opening, result.end_to_end, result.processing, result.messages, result.delivered = _end_to_end(
-        config, home)
+    (result.opening, result.end_to_end, result.processing, result.processing_cpu, result.messages,
+     result.delivered) = _end_to_end(config, home)
     result.peak_rss_after_mb = _peak_rss_mb()
     if workers > 1:
         home, config = _home(root, f"workers-{workers}", drop, pki)
         result.workers = workers
-        result.pooled_processing, pooled = _pooled(config, home, workers)
+        result.pooled_processing, result.pooled_cpu, pooled = _pooled(config, home, workers)
         result.pooled_messages, result.pooled_same_ids = pooled[0], pooled == result.delivered
 
 
@@ -469,6 +474,10 @@ def _report_pool(result: Result) -> None:
           f"{result.workers} workers {many:.1f} s ({result.pooled_messages / many:.0f} messages/s): "
           f"x{one / many:.2f} single vs {result.workers} workers; "
           f"same message ids delivered: {'yes' if result.pooled_same_ids else 'NO'}")
+    # CPU busy time tells waiting from working: workers that used about the one-core CPU time but did not
+    # finish in 1/N of its wall time waited (for the state database's write lock, or for a busy machine).
+    print(f"  CPU seconds in the process stage: one core {result.processing_cpu:.1f}, "
+          f"{result.workers} workers {result.pooled_cpu:.1f} together (in process_window only)")
 
 
 def scale(sizes: list[int], workers: int) -> list[dict]:
@@ -530,8 +539,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.records} bookings: {result.messages} messages end to end in {result.end_to_end:.1f} s "
               f"({result.messages / result.end_to_end:.0f}/s), peak RSS {result.peak_rss_after_mb:.0f} MB")
         _report_pool(result)
-        fields = ("records", "messages", "end_to_end", "processing", "peak_rss_after_mb", "workers",
-                  "pooled_processing", "pooled_same_ids")
+        fields = ("records", "messages", "end_to_end", "processing", "processing_cpu", "peak_rss_after_mb",
+                  "workers", "pooled_processing", "pooled_cpu", "pooled_same_ids")
         print(_RESULT + json.dumps({name: getattr(result, name) for name in fields}), flush=True)
     elif args.scale:
         scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers)
