@@ -15,7 +15,7 @@ from exchange.runtime import Exchange
 from exchange.security import encrypt, sign
 from exchange.state import ledger
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
-from exchange.state.reissue import identities_of
+from exchange.state.reissue import identities_of, supersede_moved
 from exchange.state.windows import WindowCounts
 from niem_iepd import validator
 from transforms.mapping import BUILDERS, MessageHeader
@@ -81,10 +81,14 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
         entries = _queue_chunk(ex, current, key, tally, taken)
         if following is None:
             break
-        tally.enqueued += ex.outbox.enqueue_many(entries)
+        with ex.engine.begin() as conn:
+            tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
+            supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
         current = following
     with ex.engine.begin() as conn:
         tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
+        # a merge or split between linking and here: those messages wait for the window's second reading
+        supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
         counts = WindowCounts(tally.records, tally.quarantined, tally.enqueued, tally.already_sent)
         ex.windows.complete(key, counts, ex.clock(), conn=conn)
     return counts
@@ -216,8 +220,8 @@ def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> 
     entries = []
     for recipient, prepared in ready:
         signed = sign(prepared.root, ex.signer)
-        # one EncryptedKey per certificate of this recipient valid now; none valid refuses (never an expired one)
-        payload = encrypt(signed, ex.recipient_certs[recipient.id].usable(now))
+        ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
+        payload = encrypt(signed, ex.recipient_certs[recipient.id])
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
                                 payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
         entries.append(NewMessage(message, plan.record_key, now, window_key))

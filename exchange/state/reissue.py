@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from exchange.state.bulk import chunks
 from exchange.state.db import crosswalk, outbox, window_archive, windows
-from exchange.state.outbox import State
+from exchange.state.outbox import NewMessage, State
 from exchange.state.windows import REREAD, reopen
 
 if TYPE_CHECKING:
@@ -127,3 +127,34 @@ def identities_of(engine: Engine, system: str, record_ids: Sequence[str]) -> dic
                     crosswalk.c.system == system, crosswalk.c.record_id.in_(list(part)))):
                 found[row.record_id] = (f"{row.shared_id}#{row.moves}" if row.moves else ""), row.shared_id
     return found
+
+
+def supersede_moved(conn: Connection, exchange: str, window_key: str, system: str, entries: Sequence[NewMessage],
+                    now: datetime) -> int:
+    """Catch a merge or split that landed between linking records and queueing their messages.
+
+    Call in the transaction that enqueued ``entries`` (from ``window_key`` of ``system``), after the insert.
+    Each record's crosswalk row is read with a row lock (``FOR UPDATE`` on PostgreSQL; SQLite's write lock is
+    already held), so a concurrent move either committed before this read, and is caught here, or waits for
+    this commit, and then its :func:`schedule` sees these rows. Messages built under an id the record no
+    longer has are superseded and the window gets a second reading, which re-issues them under the new id.
+    Returns how many were superseded.
+    """
+    built = {(e.record_key[len(system) + 1:], e.message.shared_id, e.message.message_id) for e in entries}
+    if not built:
+        return 0
+    record_ids = sorted({record_id for record_id, _, _ in built})  # one lock order against deadlocks
+    current: dict[str, str] = {}
+    for part in chunks(record_ids):
+        current.update(conn.execute(select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
+            crosswalk.c.system == system, crosswalk.c.record_id.in_(list(part))).with_for_update()).all())
+    stale = [message_id for record_id, shared, message_id in built if current.get(record_id, shared) != shared]
+    if not stale:
+        return 0
+    superseded = conn.execute(
+        update(outbox).where(outbox.c.message_id.in_(stale), outbox.c.state.in_(WAITING))
+        .values(state=State.SUPERSEDED.value, payload=None, purged_at=now, next_attempt_at=None,
+                last_error="superseded: a merge or split changed the record's shared id while it was built")
+    ).rowcount
+    reopen(conn, exchange, [window_key])
+    return superseded

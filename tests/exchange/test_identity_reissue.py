@@ -227,3 +227,72 @@ def test_merge_command_says_which_messages_the_next_run_reissues(exchange):
         assert (f"re-issue message {message.message_id} to {message.recipient} (delivered); its window is "
                 f"re-opened: the next run of demo-booking re-issues it under {keep}") in said
     assert run(config, home).delivered == len(RECIPIENTS)
+
+
+def _add_unit(drop: Path, scratch: Path, first: int, rows: int) -> None:
+    """Demo bookings ``first+1 .. first+rows`` as a second file pair in the drop (a new unit to plan)."""
+    import csv
+
+    whole = small_drop(scratch, rows=first + rows)
+    for name in ("bookings.csv", "booking_charges.csv"):
+        with open(whole / name, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields, kept = reader.fieldnames, list(reader)
+        kept = kept[first:] if name == "bookings.csv" else [
+            r for r in kept if r["booking_number"] in _numbers(drop / "later_bookings.csv")]
+        with open(drop / f"later_{name}", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+
+
+def _numbers(path: Path) -> set[str]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return {r["booking_number"] for r in csv.DictReader(handle)}
+
+
+def test_merge_landing_between_linking_and_queueing_is_caught_and_reissued(tmp_path):
+    """A clerk merges a person at the instant the pipeline has linked a new record but not queued it yet."""
+    from exchange import pipeline
+    from exchange.runtime import open_exchange
+
+    home = mint_demo_home(tmp_path / "home")
+    drop = small_drop(tmp_path / "drop", rows=10)
+    config = exchange_yaml(home, drop, RECIPIENTS)
+    run(config, home)
+    engine = _engine(config, home)
+    (_, keep), _ = _two_people(engine)
+    _add_unit(drop, tmp_path / "scratch", first=10, rows=1)
+    [number] = _numbers(drop / "later_bookings.csv")
+
+    ex = open_exchange(config, home)
+    real = ex.persons.link_many
+
+    def link_then_clerk_merges(records, now, conn=None):
+        links = real(records, now, conn=conn)
+        if conn is not None:  # inside the index's own transaction: the clerk acts once it has committed
+            return links
+        for (_system, record_id, _person), link in zip(records, links):
+            if record_id == number and link.shared_id != keep:  # the new person turns out to be a known one
+                curation.merge(engine, keep, link.shared_id, "clerk", "same person", NOW)
+        return links
+
+    ex.persons.link_many = link_then_clerk_merges
+    try:
+        summary = pipeline.run(ex)
+    finally:
+        ex.close()
+    record = f"jail:{number}"
+    first = _messages(engine, record)
+    assert {m.state for m in first} == {"superseded"} and len(first) == len(RECIPIENTS)
+    assert summary.delivered == 0  # nothing went out under the id the record lost meanwhile
+
+    second = run(config, home)  # the window's second reading
+    assert second.enqueued == second.delivered == len(RECIPIENTS)
+    reissued = [m for m in _messages(engine, record) if m.state == "delivered"]
+    assert {m.shared_id for m in reissued} == {keep} and {m.recipient for m in reissued} == set(RECIPIENTS)
+    for recipient in RECIPIENTS:
+        assert not _files(home, recipient) & {m.message_id for m in first}
+    assert run(config, home).delivered == 0
