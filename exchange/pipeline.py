@@ -220,8 +220,8 @@ def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> 
     entries = []
     for recipient, prepared in ready:
         signed = sign(prepared.root, ex.signer)
-        ex.recipient_certs[recipient.id].check(now)  # expired since it was loaded: refuse, never encrypt
-        payload = encrypt(signed, ex.recipient_certs[recipient.id])
+        # one EncryptedKey per certificate of this recipient valid now; none valid refuses (never an expired one)
+        payload = encrypt(signed, ex.recipient_certs[recipient.id].usable(now))
         message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
                                 payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
         entries.append(NewMessage(message, plan.record_key, now, window_key))
