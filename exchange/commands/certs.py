@@ -20,12 +20,20 @@ def dev_pki(
     directory: Path = typer.Option(Path("certs/dev"), "--dir", help="Where to write the dev PKI."),
     recipient: list[str] = typer.Option(list(DEMO_RECIPIENTS), "--recipient", help="Recipient names."),
     organization: str = typer.Option("Example County Sheriff's Office", help="Our organization."),
+    passphrase_env: str = typer.Option(None, "--passphrase-env", help="Encrypt the new signing key with the "
+                                       "passphrase in this environment variable (never pass it as an argument); "
+                                       "the exchange YAML then names it as signing.passphrase_env."),
+    pkcs12: bool = typer.Option(False, "--pkcs12", help="Also write signing.p12 (key and certificate) under "
+                                "that passphrase."),
 ) -> None:
     """Mint a development CA, our signing certificate and demo recipients' certificates (never commit them)."""
     from exchange.security import mint_dev_pki
 
+    passphrase = _passphrase_from(passphrase_env)
+    if pkcs12 and passphrase is None:
+        _fail("--pkcs12 needs --passphrase-env: a PKCS#12 file is always passphrase-protected")
     pki = mint_dev_pki(directory, organization=organization, recipients=recipient,
-                       now=datetime.now(timezone.utc))
+                       now=datetime.now(timezone.utc), signing_passphrase=passphrase, pkcs12=pkcs12)
     typer.echo(f"{'minted' if pki.minted else 'kept existing'} dev PKI in {directory}")
 
 
@@ -93,6 +101,8 @@ def rotate(
     certificate: Path = typer.Option(None, "--certificate", help="Finish a pending rotation with the "
                                      "certificate your CA issued for signing-next.csr."),
     days: int = typer.Option(365, help="Validity of a certificate issued by the dev CA."),
+    passphrase_env: str = typer.Option(None, "--passphrase-env", help="Encrypt the new key with the passphrase "
+                                       "in this environment variable."),
 ) -> None:
     """Rotate our signing key; the old pair moves to previous/ so receivers can hold both during the change."""
     from exchange.security.trust_store import activate_signing_certificate, rotate_signing_key
@@ -100,7 +110,8 @@ def rotate(
     if certificate is not None:
         done = activate_signing_certificate(directory, certificate)
     else:
-        done = rotate_signing_key(directory, now=datetime.now(timezone.utc), days=days)
+        done = rotate_signing_key(directory, now=datetime.now(timezone.utc), days=days,
+                                  passphrase=_passphrase_from(passphrase_env))
     if done.pending_request is not None:
         typer.echo(f"new key written; send {done.pending_request} to your CA, then run "
                    f"`niem-exchange certs rotate --dir {directory} --certificate ISSUED.pem`")
@@ -110,3 +121,21 @@ def rotate(
     typer.echo(f"  previous:        {done.previous_certificate}")
     typer.echo("  send the new certificate to every receiver; they pin it next to the old one "
                "(`receive --trust old.pem --trust new.pem`) until messages signed with the old key are done")
+
+
+def _passphrase_from(variable: str | None) -> bytes | None:
+    """The passphrase in environment variable ``variable`` (None when no variable is named)."""
+    import os
+
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        _fail(f"--passphrase-env: environment variable {variable} is not set or empty")
+    return value.encode("utf-8")
+
+
+def _fail(message: str) -> None:
+    from exchange.commands.common import fail
+
+    fail(message)

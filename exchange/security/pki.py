@@ -7,8 +7,10 @@ Layout under ``directory``::
 
     ca.pem  ca.key  signing.pem  signing.key  recipients/<name>.pem  recipients/<name>.key
 
-Private keys are written unencrypted (the demo receiver needs them) and are created with mode 0600 from the
-first byte: the file is opened with ``os.open(..., 0o600)``, never created wider and narrowed afterwards.
+Private keys are created with mode 0600 from the first byte: the file is opened with ``os.open(..., 0o600)``,
+never created wider and narrowed afterwards. They are written unencrypted (the demo receiver needs them),
+except our signing key when a ``signing_passphrase`` is given: then ``signing.key`` is encrypted PKCS#8 and,
+with ``pkcs12=True``, ``signing.p12`` holds the key and its certificate under the same passphrase.
 """
 from __future__ import annotations
 
@@ -66,6 +68,8 @@ def mint_dev_pki(
     recipients: Sequence[str],
     now: dt.datetime,
     days: int = 365,
+    signing_passphrase: bytes | None = None,
+    pkcs12: bool = False,
 ) -> DevPki:
     """Create (or reuse) the dev PKI in ``directory`` and return its paths.
 
@@ -73,9 +77,12 @@ def mint_dev_pki(
     ``minted`` is False. A recipient named for the first time is added under the existing CA. A directory
     holding only part of a CA or signing pair is refused (ConfigError) rather than silently overwritten.
     ``now`` must be timezone-aware; certificates are valid from ``now`` (minus a small skew) for ``days``.
+    ``signing_passphrase`` encrypts a newly minted signing key (and ``pkcs12`` also writes ``signing.p12``).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    if pkcs12 and not signing_passphrase:
+        raise ConfigError("mint_dev_pki", "pkcs12", "a PKCS#12 file needs a passphrase", "give a signing passphrase")
     names = tuple(dict.fromkeys(recipients))
     for name in names:
         if not _SAFE_NAME.fullmatch(name):
@@ -118,8 +125,10 @@ def mint_dev_pki(
             ),
         )
         # Leaves first and the CA last: a crash part-way leaves an incomplete pair that the next call refuses.
-        _write_private_key(pki.signing_key, signing_key)
+        _write_private_key(pki.signing_key, signing_key, signing_passphrase)
         _write_certificate(pki.signing_certificate, signing_cert)
+        if pkcs12:
+            _write_pkcs12(directory / "signing.p12", signing_key, signing_cert, signing_passphrase)
         _write_private_key(pki.ca_key, ca_key)
         _write_certificate(pki.ca_certificate, ca_cert)
         minted = True
@@ -218,9 +227,19 @@ def _leaf_certificate(
     )
 
 
-def _write_private_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+def _write_private_key(path: Path, key: rsa.RSAPrivateKey, passphrase: bytes | None = None) -> None:
+    encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                  else serialization.NoEncryption())
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    _write_new(path, data, 0o600)
+
+
+def _write_pkcs12(path: Path, key: rsa.RSAPrivateKey, certificate: x509.Certificate, passphrase: bytes) -> None:
+    """The key and its certificate in one passphrase-protected PKCS#12 file (0600)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    data = pkcs12.serialize_key_and_certificates(
+        b"signing", key, certificate, None, serialization.BestAvailableEncryption(passphrase)
     )
     _write_new(path, data, 0o600)
 

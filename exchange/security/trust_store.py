@@ -166,13 +166,15 @@ class Rotation:
     pending_request: Path | None = None
 
 
-def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365) -> Rotation:
+def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365,
+                       passphrase: bytes | None = None) -> Rotation:
     """Replace our signing key: keep the old pair under ``previous/``, put a new one in place.
 
     With the dev CA's key in ``directory`` the new certificate is issued at once. Without it (a real CA),
     a new key and a certificate signing request are written as ``signing-next.key``/``signing-next.csr``
     and nothing else changes until :func:`activate_signing_certificate` is given the issued certificate.
-    Either way the old certificate stays available for receivers to hold alongside the new one.
+    Either way the old certificate stays available for receivers to hold alongside the new one. With
+    ``passphrase`` the new key is written encrypted under it (the old key file is moved as it is).
     """
     directory = Path(directory)
     key_path, cert_path = directory / "signing.key", directory / "signing.pem"
@@ -189,7 +191,7 @@ def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365) ->
                               "activate it with --certificate ISSUED.pem, or remove signing-next.*")
         csr = (x509.CertificateSigningRequestBuilder().subject_name(current.subject)
                .sign(new_key, hashes.SHA256()))
-        _write_private_key(next_key, new_key)
+        _write_private_key(next_key, new_key, passphrase)
         _write_new(request, csr.public_bytes(serialization.Encoding.PEM), 0o644)
         return Rotation(key_id(current), None, cert_path, None, pending_request=request)
     ca_cert = load_certificate(ca_cert_path, subject="CA certificate")
@@ -199,7 +201,7 @@ def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365) ->
     common_name = str(names[0].value) if names else "signing"
     new_cert = _leaf_certificate(ca_cert, ca_key, new_key.public_key(), common_name, now, days, usage)
     previous = _archive(directory, current, key_path, cert_path)
-    _write_private_key(key_path, new_key)
+    _write_private_key(key_path, new_key, passphrase)
     _write_certificate(cert_path, new_cert)
     return Rotation(key_id(current), key_id(new_cert), cert_path, previous)
 
@@ -211,10 +213,13 @@ def activate_signing_certificate(directory: Path, issued: Path) -> Rotation:
     if not next_key.exists():
         raise ConfigError(str(directory), "signing-next.key", "no rotation is pending", "run `certs rotate` first")
     certificate = load_certificate(issued, subject="issued certificate")
-    private_key = serialization.load_pem_private_key(next_key.read_bytes(), password=None)
+    request = directory / "signing-next.csr"
+    # The request carries the pending public key, so a passphrase-protected key need not be opened here.
+    pending = (x509.load_pem_x509_csr(request.read_bytes()).public_key() if request.exists()
+               else serialization.load_pem_private_key(next_key.read_bytes(), password=None).public_key())
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     if (certificate.public_key().public_bytes(serialization.Encoding.DER, spki)
-            != private_key.public_key().public_bytes(serialization.Encoding.DER, spki)):
+            != pending.public_bytes(serialization.Encoding.DER, spki)):
         raise SecurityError(f"issued certificate {Path(issued).name}", "it is not for the pending key")
     key_path, cert_path = directory / "signing.key", directory / "signing.pem"
     current = load_certificate(cert_path, subject="signing certificate")
