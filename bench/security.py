@@ -139,7 +139,7 @@ def _compare(name: str, ours: Callable[[], object], raw: Callable[[], object], s
             best[label] = max(best[label], count / elapsed)
     ratio = best["raw"] / best["ours"]
     verdict = "ok" if ratio <= TARGET else f"over the {TARGET}x target"
-    print(f"{name:<28} ours {best['ours']:8.0f}/s   raw xmlsec {best['raw']:8.0f}/s   ratio {ratio:4.2f}x  {verdict}")
+    print(f"{name:<30} ours {best['ours']:8.0f}/s   raw xmlsec {best['raw']:8.0f}/s   ratio {ratio:4.2f}x  {verdict}")
     return ratio
 
 
@@ -181,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
             old_verify = _load_module(args.before).verify
             ratios["verify, before"] = _compare("verify, before", lambda: old_verify(signed_bytes, [identity.certificate]),
                                                 lambda: _raw_verify(signed_bytes, public_key), args.seconds)
+            # The raw side as it was measured before: a key that carries its certificate (~40 us dearer).
+            cert_key = xmlsec.Key.from_memory(identity.certificate.public_bytes(serialization.Encoding.PEM),
+                                              xmlsec.constants.KeyDataFormatCertPem)
+            for label, fn in (("verify, cert-keyed raw", lambda: verify(signed_bytes, signers)),
+                              ("verify, before, cert-keyed raw",
+                               lambda: old_verify(signed_bytes, [identity.certificate]))):
+                ratios[label] = _compare(label, fn, lambda: _raw_verify(signed_bytes, cert_key), args.seconds)
         worst = max(ratios, key=ratios.get)
         print(f"worst: {worst} at {ratios[worst]:.2f}x")
 
