@@ -223,10 +223,13 @@ _CANDIDATES = (
 )
 """Candidates sharing a blocking value, with the shared id and tokens of each (records lacking either are no
 candidates: they could not be scored or joined)."""
+_BLOCKS_OF = select(person_blocks.c.block_hash).where(
+    person_blocks.c.block_hash.in_(bindparam("blocks", expanding=True))).distinct()
 _REJECTED = select(person_reviews.c.id).where(
     person_reviews.c.system == bindparam("system"), person_reviews.c.record_id == bindparam("record_id"),
     person_reviews.c.candidate_shared_id == bindparam("candidate"), person_reviews.c.status == "rejected")
 _WRITE_ORDER = (persons, crosswalk, person_keys, person_record_tokens, person_blocks, person_reviews)
+_INSERT = {table: insert(table) for table in _WRITE_ORDER}
 
 
 class _Batch:
@@ -236,6 +239,8 @@ class _Batch:
     updates as it links, so a later record finds what an earlier one stored exactly as it would in the
     database. New rows wait in ``_rows`` until :meth:`write`; the only query that could find them, the
     candidate search, runs after a write whenever the record shares a blocking value with a waiting row.
+    The blocking values already stored are read up front too, so a record sharing none with any stored or
+    batch record (no candidate can exist) skips the search.
     """
 
     def __init__(self, index: PersonIndex, conn: Connection, now: datetime) -> None:
@@ -247,6 +252,8 @@ class _Batch:
         self._hashed: dict[tuple[str, str], list[tuple[str, MatchKey]]] = {}
         self._rows: dict[Table, list[dict]] = {table: [] for table in _WRITE_ORDER}
         self._waiting_blocks: set[str] = set()
+        self._blocks: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}  # plain tokens, block hashes
+        self._stored_blocks: set[str] = set()  # blocking values in the index: stored before, or by this batch
 
     def prefetch(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
         """Read the crosswalk entries and the match keys of every record in a few queries."""
@@ -263,6 +270,14 @@ class _Batch:
         for part in chunks(hashes):
             for row in self._conn.execute(_KEYS_OF, {"hashes": list(part)}):
                 self._keys[row.key_hash] = row.shared_id
+        for system, record_id, person in records:
+            if (system, record_id) not in self._crosswalk and (system, record_id) not in self._blocks:
+                plain = person_tokens(person)
+                self._blocks[(system, record_id)] = (
+                    plain, [self._index._mac(f"block:{value}") for value in blocking_values(plain)])
+        wanted = list(dict.fromkeys(b for _, blocks in self._blocks.values() for b in blocks))
+        for part in chunks(wanted):
+            self._stored_blocks.update(self._conn.execute(_BLOCKS_OF, {"blocks": list(part)}).scalars())
 
     def link(self, system: str, record_id: str, person: PersonIdentity) -> Link:
         """Link one record of the batch (prefetched); see :meth:`PersonIndex.link`."""
@@ -272,15 +287,17 @@ class _Batch:
         index, now = self._index, self._now
         hashed = self._hashed[(system, record_id)]
         found = {h: self._keys[h] for h, _ in hashed if h in self._keys}
-        plain = person_tokens(person)
+        plain, blocks = self._blocks[(system, record_id)]
         tokens = keyed_tokens(plain, index._secret)
-        blocks = [index._mac(f"block:{value}") for value in blocking_values(plain)]
         link = next((Link(found[h], k.kind) for h, k in hashed if h in found), None)  # strongest first
         review = None
         if link is None:
-            if self._waiting_blocks.intersection(blocks):
-                self.write()  # the search must see the earlier records it could match
-            link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks)
+            if self._stored_blocks.isdisjoint(blocks):
+                link = Link(new_shared_id(), "new")  # no record shares a blocking value: no candidate
+            else:
+                if not self._waiting_blocks.isdisjoint(blocks):
+                    self.write()  # the search must see the earlier records it could match
+                link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks)
         rows = self._rows
         if link.rule in ("new", "review"):
             rows[persons].append({"shared_id": link.shared_id, "created_at": now})
@@ -309,6 +326,7 @@ class _Batch:
         unique_blocks = list(dict.fromkeys(blocks))
         rows[person_blocks] += [{"block_hash": b, "system": system, "record_id": record_id} for b in unique_blocks]
         self._waiting_blocks.update(unique_blocks)
+        self._stored_blocks.update(unique_blocks)
         return link
 
     def write(self) -> None:
@@ -318,7 +336,7 @@ class _Batch:
             rows = self._rows[table]
             if rows:
                 # A key another writer stored meanwhile is kept as it is (first writer wins).
-                statement = insert_new(table, dialect) if table is person_keys else insert(table)
+                statement = insert_new(table, dialect) if table is person_keys else _INSERT[table]
                 self._conn.execute(statement, rows)
                 self._rows[table] = []
         self._waiting_blocks.clear()
