@@ -15,6 +15,13 @@ go through the whole pipeline (build, validate, redact, sign, encrypt, outbox, d
 every other record of the window keeps its ids, which the outbox already knows, so nothing else is sent
 again. Because the move and the re-open commit together, a crash cannot lose a re-issue.
 
+A move can also land while a run is building a record's messages. :func:`supersede_moved`, called by the
+pipeline in the transaction that enqueues them, re-reads the records' shared ids under a row lock: a move
+committed meanwhile is caught there (the messages are superseded and the window gets a second reading), a
+later one waits for that commit and then finds the rows in :func:`schedule`. A window still in the plan is
+re-opened as a second reading (:func:`exchange.state.windows.reopen`), so a task reading it cannot swallow
+the re-open when it completes.
+
 A message in flight (``sending``) is left to finish: the recipient then has the old message and the
 re-issue. Messages from before windows were recorded (no ``window_key``) cannot be rebuilt automatically;
 :func:`schedule` reports them so an operator can act.
