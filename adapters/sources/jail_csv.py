@@ -36,16 +36,18 @@ import fnmatch
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
 from adapters.sources import csv_spans
 from adapters.sources.done_cursor import read_done, write_done
+from adapters.sources.first_rows import FirstRows
 from adapters.sources.jail_rows import (
     SPACE,
     ChargeGroups,
+    PlannedWindow,
     Table,
     booking_number,
     charge_problem,
@@ -90,28 +92,6 @@ class _Unit:
     data: bytes
     charges_data: bytes | None
     digest: str
-
-
-@dataclass(slots=True)
-class _Planned:
-    """One window while its unit is being planned: rows, byte spans, duplicates and the digest of its bytes."""
-
-    start: int
-    offset: int
-    check: hashlib._Hash
-    stop: int = 0
-    end: int = 0
-    duplicates: list[int] = field(default_factory=list)  # rows repeating a booking number used earlier
-    charges: list[list[int]] = field(default_factory=list)  # [first charges row, start, end] runs
-    rejects: list[list[int]] = field(default_factory=list)  # charge rows that belong to no booking
-
-    def add_run(self, runs: list[list[int]], row: int, start: int, raw: bytes) -> None:
-        """Add one charges record to ``runs``, extending the last run when the bytes follow on."""
-        self.check.update(raw)
-        if runs and runs[-1][2] == start:
-            runs[-1][2] = start + len(raw)
-        else:
-            runs.append([row, start, start + len(raw)])
 
 
 class JailCsvSource:
@@ -223,19 +203,35 @@ class JailCsvSource:
         records = csv_spans.scan(reader, self._codec, delimiter)
         _, header_raw, header = next(records, (0, b"", None))
         table = resolve_header(header, BOOKING_COLUMNS, REQUIRED_BOOKING_COLUMNS, "", self._columns)
-        planned: list[_Planned] = []
-        first_window: dict[str, int] = {}  # booking number -> window of its first well-formed row
+        planned: list[PlannedWindow] = []
+        reread: dict[int, list[list[str] | None]] = {}  # a few windows' records, for first_rows' look-ups
+
+        def number_at(row: int) -> bytes:
+            at = (row - 1) // max_records
+            if at not in reread:
+                if len(reread) > 8:
+                    reread.clear()
+                window = planned[at]
+                reread[at] = csv_spans.parse(handle, window.offset, window.end, self._codec, delimiter)
+            return _key(booking_number(reread[at][row - planned[at].start], table))
+
+        # The first row of each booking number, ~8 bytes a booking: the one part of planning that grows with
+        # the file (the specs aside, ~1 KB a window).
+        first_rows = FirstRows(number_at)
         for n, (start, raw, record) in enumerate(records, start=1):
             if (n - 1) % max_records == 0:
-                planned.append(_Planned(n, start, hashlib.sha256(header_raw)))
+                planned.append(PlannedWindow(n, start, hashlib.sha256(header_raw)))
             window = planned[-1]
             window.stop, window.end = n, start + len(raw)
             window.check.update(raw)
-            number = booking_number(record, table)
-            if number in first_window:
-                window.duplicates.append(n)
-            elif number:
-                first_window[number] = len(planned) - 1
+            if number := booking_number(record, table):
+                first_rows.add(_key(number), n)
+        bookings_digest = reader.hexdigest()  # before number_at moves about the file
+        first_rows.freeze()
+        for row in first_rows.duplicates():
+            planned[(row - 1) // max_records].duplicates.append(row)
+        for window in planned:
+            window.duplicates.sort()
         charges_header_end = None
         if charges_reader is not None and planned:
             charge_records = csv_spans.scan(charges_reader, self._codec, charges_delimiter)
@@ -246,8 +242,8 @@ class JailCsvSource:
             charge_table = resolve_header(charges_header, CHARGE_COLUMNS, REQUIRED_CHARGE_COLUMNS, CHARGES_PREFIX,
                                           self._columns)
             if not table.problem and not charge_table.problem:
-                self._plan_charges(charge_records, charge_table, first_window, planned)
-        if _combined(reader.hexdigest(), charges_reader.hexdigest() if charges_reader else None) != digest:
+                self._plan_charges(charge_records, charge_table, first_rows, planned, max_records)
+        if _combined(bookings_digest, charges_reader.hexdigest() if charges_reader else None) != digest:
             return None
         if not planned:
             return []  # empty or header only: nothing to read; planned again once it has rows
@@ -262,17 +258,22 @@ class JailCsvSource:
 
     @staticmethod
     def _plan_charges(records: Iterator[tuple[int, bytes, list[str] | None]], table: Table,
-                      first_window: dict[str, int], planned: list[_Planned]) -> None:
-        """Give each charges record to the window of its booking, or to the last window's rejects."""
+                      first_rows: FirstRows, planned: list[PlannedWindow], max_records: int) -> None:
+        """Give each charges record to the window of its booking, or to the last window's rejects.
+
+        (A charge whose booking number is in no booking but shares a bucket with one lands in that booking's
+        window, which reports it as matching no booking: see :mod:`adapters.sources.first_rows`.)
+        """
         for n, (start, raw, record) in enumerate(records, start=1):
             if record is not None and is_blank(record, table):
                 continue
             number = booking_number(record, table)
-            window = first_window.get(number) if number else None
-            if window is None:  # unreadable, ragged, without a booking number, or matching no booking
+            row = first_rows.first_row(_key(number)) if number else None
+            if row is None:  # unreadable, ragged, without a booking number, or matching no booking
                 planned[-1].add_run(planned[-1].rejects, n, start, raw)
             else:
-                planned[window].add_run(planned[window].charges, n, start, raw)
+                window = planned[(row - 1) // max_records]
+                window.add_run(window.charges, n, start, raw)
 
     def _candidates(self) -> list[tuple[str, str | None]]:
         """(bookings file, charges file or None) for every complete bookings file, in name order."""
@@ -321,10 +322,17 @@ class JailCsvSource:
         bookings, records, charges, charge_records, rejected = read
         by_booking, _ = group_charges(charges, charge_records)
         duplicates = set(spec["duplicates"])
+        owned: set[str] = set()  # booking numbers whose first row is in this window
         for n, record in enumerate(records, start=start):
             verdict = self._row(name, n, record, bookings, charges, by_booking, n in duplicates, spec["charges_file"])
             if verdict is not None:
                 yield verdict
+            if n not in duplicates and (number := booking_number(record, bookings)):
+                owned.add(number)
+        for number, stray in by_booking.items():  # given to this window by a bucket its number shares
+            if number not in owned:
+                for n, _ in stray:
+                    yield self._reject(spec["charges_file"], n, number, "booking_number", f"matches no booking in {name}")
         for n, record in rejected:  # charge rows that belong to no booking: planned into the last window only
             number = booking_number(record, charges) if charges is not None else ""
             if number:
@@ -456,6 +464,11 @@ def _unit_digest(handle: BinaryIO, charges: BinaryIO | None) -> str:
     """The unit digest of a bookings file and its charges file if any (see the module docstring)."""
     charges_digest = csv_spans.HashingReader(charges).hexdigest() if charges is not None else None
     return _combined(csv_spans.HashingReader(handle).hexdigest(), charges_digest)
+
+
+def _key(number: str) -> bytes:
+    """A booking number as the bytes :class:`FirstRows` keeps."""
+    return number.encode("utf-8", "surrogateescape")
 
 
 def _combined(digest: str, charges_digest: str | None) -> str:

@@ -1,5 +1,6 @@
 """The rows of a JMS CSV unit, as :mod:`adapters.sources.jail_csv` judges them: headers resolved against our
-column names, blank and well-formed records, booking numbers, charge rows grouped by booking.
+column names, blank and well-formed records, booking numbers, charge rows grouped by booking; and what the
+planner notes about each window (:class:`PlannedWindow`).
 
 Plain functions over parsed CSV records (lists of strings, None for a record the CSV reader refused), shared
 by the planning and the reading of the jail CSV source; no I/O.
@@ -7,6 +8,7 @@ by the planning and the reading of the jail CSV source; no I/O.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Mapping
@@ -112,3 +114,25 @@ def records_of(text: str, delimiter: str) -> list[list[str] | None]:
             return records
         except csv.Error:
             records.append(None)
+
+
+@dataclass(slots=True)
+class PlannedWindow:
+    """One window while its unit is being planned: rows, byte spans, duplicates and the digest of its bytes."""
+
+    start: int
+    offset: int
+    check: hashlib._Hash
+    stop: int = 0
+    end: int = 0
+    duplicates: list[int] = field(default_factory=list)  # rows repeating a booking number used earlier
+    charges: list[list[int]] = field(default_factory=list)  # [first charges row, start, end] runs
+    rejects: list[list[int]] = field(default_factory=list)  # charge rows that belong to no booking
+
+    def add_run(self, runs: list[list[int]], row: int, start: int, raw: bytes) -> None:
+        """Add one charges record to ``runs``, extending the last run when the bytes follow on."""
+        self.check.update(raw)
+        if runs and runs[-1][2] == start:
+            runs[-1][2] = start + len(raw)
+        else:
+            runs.append([row, start, start + len(raw)])

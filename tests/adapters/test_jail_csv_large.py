@@ -85,3 +85,46 @@ def test_bytes_changed_after_planning_reject_only_the_window_that_reads_them(lar
     # The changed unit is new: planned again in full from the last window's cursor.
     replanned = source.plan(windows[-1].cursor_after, 1000)
     assert len(replanned) == 21 and replanned[0].spec["digest"] != windows[0].spec["digest"]
+
+
+def test_a_charge_sharing_a_bucket_with_a_booking_is_still_reported_as_matching_no_booking(tmp_path, monkeypatch):
+    # The planner's index keeps 32-bit buckets of booking numbers, not the numbers: force the one case it
+    # leaves unchecked (an orphan charge whose bucket holds exactly one booking) and show it is not lost.
+    from adapters.sources import first_rows
+
+    monkeypatch.setattr(first_rows, "bucket_of", lambda key: 7 if key in (b"B1", b"X9") else len(key) + 100)
+    header = "booking_number,first_name,last_name,dob,sex,jail_entry_date\n"
+    (tmp_path / "bookings.csv").write_text(header + "B1,Ann,Lee,1980-01-02,F,2026-10-01T10:00:00-05:00\n"
+                                           + "B2,Bob,Ray,1981-01-02,M,2026-10-01T11:00:00-05:00\n")
+    (tmp_path / "booking_charges.csv").write_text(
+        "booking_number,charge_sequence,statute,description,severity,counts\n"
+        "X9,1,810.09,Trespass,M,1\nB1,1,843.02,Resisting,M,1\nB2,1,843.02,Resisting,M,1\n")
+    source = JailCsvSource(tmp_path, today=TODAY)
+    first, second = source.plan(None, 1)
+    assert [run[0] for run in first.spec["charges"]] == [1]  # one run from charges row 1: X9's row and B1's
+    items = _plain(source.read(first))
+    assert isinstance(items[0], JailBooking) and len(items[0].charges) == 1
+    assert items[1:] == [("jail:booking_charges.csv#row=1", "booking_number", "matches no booking in bookings.csv")]
+    assert [type(i) for i in source.read(second)] == [JailBooking]
+
+
+@pytest.mark.parametrize("buckets", [None, 3])  # real CRC-32 buckets, and three buckets for everything
+def test_the_first_rows_index_answers_exactly_what_a_dict_of_every_key_would(buckets, monkeypatch):
+    import random
+
+    from adapters.sources import first_rows
+
+    if buckets:
+        monkeypatch.setattr(first_rows, "bucket_of", lambda key: len(key) % buckets)
+    rng = random.Random(4)
+    keys = {row: f"B{rng.randint(1, 3000)}".encode() for row in range(1, 5001)}
+    index = first_rows.FirstRows(keys.__getitem__)
+    for row, key in keys.items():
+        index.add(key, row)
+    index.freeze()
+    first: dict[bytes, int] = {}
+    for row, key in keys.items():
+        first.setdefault(key, row)
+    assert sorted(index.duplicates()) == [row for row, key in keys.items() if first[key] != row]
+    assert all(index.first_row(key) == row for key, row in first.items())
+    assert index.first_row(b"B0") is None  # in no row (and in no one-row bucket here)
