@@ -16,13 +16,17 @@ This adapter satisfies ``exchange.ports.Source`` structurally (it imports nothin
   rows of its bookings lie in the charges file, which of its rows repeat a booking number used earlier in
   the file, and (last window) which charge rows match no booking; a digest of exactly those bytes (and the
   two headers) and the two file sizes are in the window's spec too. Nothing in a spec is a value from a row.
+  Planning holds about 8 bytes per booking of the unit in memory (:mod:`adapters.sources.first_rows`), plus
+  the windows it returns.
 * :meth:`JailCsvSource.read` reads only its window's bytes, so its cost per record does not grow with the
   file and its memory is one window's. If the files' sizes or the bytes it reads differ from what was
   planned, every row of the window is rejected as changed (the changed unit has a new digest and is planned
   anew). It yields a :class:`JailBooking` or a :class:`Rejected` for every row of a window, and never raises
   for bad data: a row with the wrong number of fields, undecodable bytes, a header missing a needed column
   (every row rejected, naming the column), a booking number already used earlier in the same file, and
-  charge rows that match no booking (reported with the unit's last window) all become Rejected.
+  charge rows that match no booking (reported with the unit's last window; rarely with the window of a
+  booking whose number shares the charge's 32-bit bucket, see :mod:`adapters.sources.first_rows`) all
+  become Rejected.
 
 Rows are numbered from 1 after the header, counting CSV records (a quoted field may span lines). Byte
 offsets need an encoding whose line ends are plain ASCII bytes (UTF-8, Latin-1, cp1252...); with another
