@@ -84,6 +84,7 @@ def test_serve_runs_the_service_with_mutual_tls_for_pull_recipients(tmp_path, tl
         assert {m.MessageID for m in pulled.Message} == waiting
         assert all(county.acknowledge(m.MessageID, m.PayloadSHA256).Status == "acknowledged" for m in pulled.Message)
         assert county.pull(100).Message == []
+        county.close()
     finally:
         process.terminate()
         out, err = process.communicate(timeout=30)

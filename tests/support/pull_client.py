@@ -34,6 +34,11 @@ class PullClient:
                              wsse=wsse, settings=settings)
         self.endpoint = endpoint
         self.service = client.create_service(BINDING, endpoint)
+        self._session = session
+
+    def close(self) -> None:
+        """Close the kept-alive connection (a server shutting down would otherwise wait for it)."""
+        self._session.close()
 
     def _headers(self, action: str) -> list[etree._Element]:
         headers = []
