@@ -2,6 +2,7 @@
 vendor over mutual TLS, called with zeep and httpx; and the one-line errors for missing TLS files."""
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,8 +25,15 @@ from tests.support.sshd import free_port
 CLI = str(Path(sys.executable).with_name("niem-exchange"))
 
 
-def _exchange(tmp_path: Path, tls_pki, demo_config: Path, **inbound) -> tuple[Path, Path]:
-    home = mint_demo_home(tmp_path / "home")
+@pytest.fixture(scope="module")
+def pki_home(tmp_path_factory) -> Path:
+    """One dev PKI for the module (minting 3072-bit keys is slow); each test copies it into its own home."""
+    return mint_demo_home(tmp_path_factory.mktemp("serve-pki"))
+
+
+def _exchange(tmp_path: Path, tls_pki, demo_config: Path, pki_home: Path, **inbound) -> tuple[Path, Path]:
+    home = tmp_path / "home"
+    shutil.copytree(pki_home / "certs", home / "certs")
     raw = yaml.safe_load(demo_config.read_text())
     raw["recipients"][0]["transport"] = {"kind": "pull", "client_certificate": str(tls_pki.cert("client")),
                                          "signing_certificate": str(tls_pki.cert("client-signing"))}
@@ -55,8 +63,8 @@ def _wait_for(port: int, process: subprocess.Popen) -> None:
     raise AssertionError("serve did not start listening")
 
 
-def test_serve_runs_the_service_with_mutual_tls_for_pull_recipients(tmp_path, tls_pki, demo_config):
-    home, config = _exchange(tmp_path, tls_pki, demo_config, vendors=[str(tls_pki.cert("other-signing"))])
+def test_serve_runs_the_service_with_mutual_tls_for_pull_recipients(tmp_path, tls_pki, demo_config, pki_home):
+    home, config = _exchange(tmp_path, tls_pki, demo_config, pki_home, vendors=[str(tls_pki.cert("other-signing"))])
     ex = open_exchange(config, home)
     try:
         assert pipeline.run(ex).enqueued >= 3
@@ -105,8 +113,8 @@ def test_serve_runs_the_service_with_mutual_tls_for_pull_recipients(tmp_path, tl
     ("missing client ca", "--client-ca: file {missing} not found"),
     ("missing pinned recipient certificate", "recipients.county-bh.transport.signing_certificate: file"),
 ])
-def test_serve_refuses_missing_files_with_one_clear_line(tmp_path, tls_pki, demo_config, case, expected):
-    home, config = _exchange(tmp_path, tls_pki, demo_config)
+def test_serve_refuses_missing_files_with_one_clear_line(tmp_path, tls_pki, demo_config, pki_home, case, expected):
+    home, config = _exchange(tmp_path, tls_pki, demo_config, pki_home)
     missing = tmp_path / "nowhere.pem"
     args = _tls(tls_pki)
     if case == "missing certfile":
