@@ -15,7 +15,7 @@ Accepted messages land in ``store`` as ``<MessageID>.xml`` (the payload's exclus
 to a temporary name, fsynced and renamed) and ``<MessageID>.receipt.json``; an optional ``on_received``
 callable (the composition root passes one from ``exchange/``) sees each new message first. A MessageID that
 is already stored is not stored again: the first receipt is returned with Status ``duplicate``, which makes
-the operation safe to retry. Every response is signed by the service's own key.
+the operation safe to retry.
 
 Mutual TLS is enforced by the server (``serve``: ``ssl_cert_reqs=CERT_REQUIRED`` against ``client_ca``), which
 also hands the app the client's certificate (:mod:`adapters.inbound.tls`): pull recipients are identified by it.
