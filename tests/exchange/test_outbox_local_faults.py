@@ -2,10 +2,11 @@
 sends nothing twice.
 
 The pipeline runs as a separate process delivering to the local outbox (the embedded default). Its transport
-is the real ``LocalOutbox`` whose ``flush`` SIGKILLs the process on the second chunk, after that chunk's files
-are written and renamed into place but before the directory and manifest are synced and before any receipt of
-the chunk is recorded. A second run later (past the claim lease) must finish the job with every message exactly
-once at the receiver: one file and one manifest line per message id, one ledger entry, all ``delivered``.
+is the real ``LocalOutbox`` with a ``flush`` that SIGKILLs the process on the second chunk: either before the
+flush (the chunk's temporary files written, none in place) or right after it (every file of the chunk synced,
+renamed into place and listed in the manifest) but before any receipt of the chunk is recorded. A second run
+later (past the claim lease) must finish the job with every message exactly once at the receiver: one file
+and one manifest line per message id, one ledger entry, all ``delivered``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, mint_demo_home
@@ -40,9 +42,11 @@ class KilledAtSecondFlush(LocalOutbox):
 
     def flush(self):
         KilledAtSecondFlush.flushes += 1
-        if KilledAtSecondFlush.flushes == 2:  # files of the chunk in place, nothing of it settled yet
-            os.kill(os.getpid(), signal.SIGKILL)
+        if KilledAtSecondFlush.flushes == 2 and os.environ["KILL_AT_SECOND_FLUSH"] == "before":
+            os.kill(os.getpid(), signal.SIGKILL)  # temporary files of the chunk written, none in place
         super().flush()
+        if KilledAtSecondFlush.flushes == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # files of the chunk in place and listed, none settled
 
 
 transports = {}
@@ -70,22 +74,30 @@ def _run(config: Path, home: Path, **env: str) -> subprocess.CompletedProcess:
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
 
 
-def test_killed_between_writing_files_and_settling_them_then_run_again(demo_config, tmp_path):
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_killed_between_writing_files_and_settling_them_then_run_again(demo_config, tmp_path, moment):
     home = mint_demo_home(tmp_path)
     config = _exchange(home, demo_config)
     inbox = home / "var/outbox" / RECIPIENT
 
-    killed = _run(config, home, KILL_AT_SECOND_FLUSH="1")
+    killed = _run(config, home, KILL_AT_SECOND_FLUSH=moment)
     assert killed.returncode == -9, killed.stderr[-3000:]
     db = sqlite3.connect(home / "var/state.db")
     states = dict(db.execute("SELECT message_id, state FROM outbox").fetchall())
-    on_disk = {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")}
-    in_limbo = {mid for mid in on_disk if states[mid] != "delivered"}
+    db.close()
+    delivered_first = {mid for mid, state in states.items() if state == "delivered"}
+    in_place = {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")}
+    written = {p.name.removeprefix(".").removesuffix(".xml.part") for p in inbox.glob(".*.part")}
+    listed = {line.split("  ", 1)[1].removesuffix(".xml") for line in (inbox / "MANIFEST.sha256").read_text()
+              .splitlines()}
+    assert delivered_first and delivered_first <= in_place  # the first chunk was flushed and settled
+    in_limbo = (written if moment == "before" else in_place) - delivered_first
     assert in_limbo, "the kill must land after files were written and before they were settled"
     assert all(states[mid] == "sending" for mid in in_limbo)
-    delivered_first = {mid for mid, state in states.items() if state == "delivered"}
-    assert delivered_first and delivered_first <= on_disk  # the first chunk was flushed and settled
-    db.close()
+    if moment == "before":
+        assert in_place == listed == delivered_first  # nothing of the killed chunk is visible
+    else:
+        assert in_limbo <= listed  # visible and listed, not yet recorded as delivered
 
     # Started again later than the claim lease, so the chunk caught between write and settle is taken over.
     again = _run(config, home, CLOCK_SHIFT_SECONDS="600")

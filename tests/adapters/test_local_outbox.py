@@ -1,0 +1,74 @@
+"""The local outbox on a real directory: nothing visible before a flush, everything in place and listed once
+after it, idempotent per message id across restarts, and `sha256sum -c` agrees with the manifest."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+
+from adapters.delivery.local_outbox import MANIFEST, MAX_STAGED, LocalOutbox
+from transforms.model import PermanentError
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+
+
+def _message(n: int) -> tuple[str, bytes, str]:
+    payload = f"<enc n='{n}'/>".encode()
+    return f"00000000-0000-0000-0000-{n:012d}", payload, hashlib.sha256(payload).hexdigest()
+
+
+def _listed(directory) -> list[str]:
+    return [line.split("  ", 1)[1] for line in (directory / MANIFEST).read_text().splitlines()]
+
+
+def test_a_chunk_appears_only_at_flush_then_in_place_and_listed_once(tmp_path):
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    receipts = [box.deliver(*_message(n)) for n in range(5)]
+    box.deliver(*_message(2))  # the same id again before the flush: still one file, one line
+    assert not list(tmp_path.glob("*.xml")) and not (tmp_path / MANIFEST).exists()
+    box.flush()
+    assert sorted(p.name for p in tmp_path.glob("*.xml")) == sorted(f"{_message(n)[0]}.xml" for n in range(5))
+    assert sorted(_listed(tmp_path)) == sorted(f"{_message(n)[0]}.xml" for n in range(5))
+    assert not list(tmp_path.glob(".*.part"))
+    assert all((tmp_path / f"{r.message_id}.xml").read_bytes() == _message(n)[1] for n, r in enumerate(receipts))
+    assert subprocess.run(["sha256sum", "--quiet", "-c", MANIFEST], cwd=tmp_path).returncode == 0
+    box.close()
+
+
+def test_a_restarted_outbox_finishes_what_a_crash_left_and_writes_nothing_twice(tmp_path):
+    first = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(3):
+        first.deliver(*_message(n))
+    first.flush()
+    first.deliver(*_message(3))  # written to its temporary file, then the process "dies"
+    (tmp_path / f"{_message(4)[0]}.xml").write_bytes(_message(4)[1])  # renamed, manifest line never written
+    again = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(5):
+        again.deliver(*_message(n))
+    again.flush()
+    assert sorted(_listed(tmp_path)) == sorted(f"{_message(n)[0]}.xml" for n in range(5))  # each exactly once
+    assert not list(tmp_path.glob(".*.part"))
+    assert subprocess.run(["sha256sum", "--quiet", "-c", MANIFEST], cwd=tmp_path).returncode == 0
+    first.close()
+    again.close()
+
+
+def test_a_different_file_under_the_same_name_is_refused(tmp_path):
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    mid, _, _ = _message(1)
+    (tmp_path / f"{mid}.xml").write_bytes(b"someone else's bytes")
+    _, payload, digest = _message(1)
+    with pytest.raises(PermanentError, match="different file"):
+        box.deliver(mid, payload, digest)
+
+
+def test_many_deliveries_without_a_flush_are_flushed_in_bounded_chunks(tmp_path):
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(MAX_STAGED + 3):
+        box.deliver(*_message(n))
+    assert len(list(tmp_path.glob("*.xml"))) == MAX_STAGED  # at most MAX_STAGED files held open
+    box.flush()
+    assert len(_listed(tmp_path)) == MAX_STAGED + 3
+    box.close()
