@@ -44,6 +44,7 @@ def public_key_digest(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) 
     return hashlib.sha256(spki).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)  # encrypt names each of several recipients' keys per message
 def key_id(certificate: x509.Certificate) -> str:
     """The key id we write as ``ds:KeyName``: the first 16 hex digits of the SHA-256 of the public key.
 
@@ -210,6 +211,10 @@ class RecipientCertificate:
     manager: xmlsec.KeysManager = field(repr=False)
     fingerprint: str
     not_valid_after: dt.datetime
+    #: Read once: validity is checked per message, and cryptography builds these datetimes on every access.
+    not_valid_before: dt.datetime | None = None
+    #: The key id written as ``ds:KeyName`` when a message has several EncryptedKeys.
+    key_id: str = ""
 
     @classmethod
     def load(cls, cert_pem: PathLike, *, now: dt.datetime) -> RecipientCertificate:
@@ -252,6 +257,8 @@ class RecipientCertificate:
             manager=manager,
             fingerprint=fingerprint(certificate),
             not_valid_after=certificate.not_valid_after_utc,
+            not_valid_before=certificate.not_valid_before_utc,
+            key_id=key_id(certificate),
         )
 
     def check(self, now: dt.datetime) -> None:
@@ -305,12 +312,16 @@ class RecipientCertificates:
         return [(self.label(index), reason) for index, reason in self._problems(now).items()]
 
     def _problems(self, now: dt.datetime) -> dict[int, str]:
+        """Index -> why that certificate cannot be used at ``now`` (the reasons of :func:`check_validity`)."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
         problems = {}
         for index, each in enumerate(self.certificates):
-            try:
-                check_validity(each.certificate, now, self.label(index))
-            except SecurityError as error:
-                problems[index] = error.reason
+            before = each.not_valid_before or each.certificate.not_valid_before_utc
+            if now < before:
+                problems[index] = "certificate is not yet valid"
+            elif now > each.not_valid_after:
+                problems[index] = "certificate has expired"
         return problems
 
     def usable(self, now: dt.datetime) -> tuple[RecipientCertificate, ...]:
@@ -324,7 +335,7 @@ class RecipientCertificates:
         for index, each in enumerate(self.certificates):
             if index in problems:
                 continue
-            kid = key_id(each.certificate)
+            kid = each.key_id or key_id(each.certificate)
             if kid not in by_key or each.not_valid_after > by_key[kid].not_valid_after:
                 by_key[kid] = each
         if not by_key:
