@@ -103,3 +103,22 @@ def test_link_many_joins_the_callers_transaction(tmp_path):
     again = index.link_many(records, NOW)
     assert [link.shared_id for link in again] == [link.shared_id for link in links]
     assert {link.rule for link in again} == {"crosswalk"}
+
+
+def test_link_many_on_postgresql_matches_one_by_one_on_sqlite(tmp_path):
+    """The same code on PostgreSQL (ON CONFLICT, the joined candidate query): the same people, rules, reviews."""
+    from tests.support.postgres import available, running_postgres
+
+    if not available():
+        pytest.skip("PostgreSQL server binaries not installed")
+    records = _records(300)
+    one = _index(tmp_path / "one.db")
+    singles = [one.link(system, record_id, person, NOW) for system, record_id, person in records]
+    with running_postgres() as url:
+        many = PersonIndex(open_engine(url), SECRET, exchange="county", thresholds=one.thresholds)
+        batched = []
+        for start in range(0, len(records), 50):
+            batched += many.link_many(records[start:start + 50], NOW)
+        got = _canonical(batched, records, many)
+        many._engine.dispose()
+    assert got == _canonical(singles, records, one)
