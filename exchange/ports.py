@@ -28,7 +28,12 @@ class Source(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Something that carries one message to one recipient and proves it did."""
+    """Something that carries one message to one recipient and proves it did.
+
+    Optional methods, looked up with ``getattr``: ``flush()`` for a transport that batches durability (the
+    local outbox): its receipts count only once ``flush()`` has returned, and the pipeline calls it before
+    recording any receipt of a chunk; ``close()`` ends a delivery pass (releases a connection).
+    """
 
     name: str
 
