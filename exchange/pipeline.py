@@ -177,6 +177,7 @@ def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, take
         except RecordError as error:
             ex.quarantine.put(error, ex.clock())
             tally.quarantined += 1
+            taken.difference_update(plan.ids[r.id] for r in plan.todo)  # a second copy is tried again
     return entries
 
 
