@@ -76,6 +76,24 @@ class Exchange:
         self.engine.dispose()
 
 
+class _SourceNotOpened:
+    """The source of an exchange opened with ``open_source=False``: reading records through it is refused."""
+
+    system = "(not opened)"
+
+    def __init__(self, config_path: str) -> None:
+        self._config_path = config_path
+
+    def plan(self, cursor: str | None, max_records: int) -> list:
+        """Refuse: this process opened the exchange without its source."""
+        raise ConfigError(self._config_path, "source", "this process opened the exchange without its source",
+                          "run the exchange (niem-exchange run, or its DAG) to read records")
+
+    def read(self, window) -> list:
+        """Refuse, as :meth:`plan` does."""
+        return self.plan(None, 0)
+
+
 def open_exchange(
     config_path: Path,
     home: Path,
@@ -83,16 +101,19 @@ def open_exchange(
     clock: Callable[[], datetime] = utc_now,
     transports: Mapping[str, Transport] | None = None,
     credentials: Mapping[str, Mapping[str, str]] | None = None,
+    open_source: bool = True,
 ) -> Exchange:
     """Load the config at ``config_path`` and open state, source, keys and certificates under ``home``.
 
     ``credentials`` maps a connection id that a recipient names (``connection:``) to its values (host, port,
     login, password, schema and the connection's extra keys), resolved by the front end (the DAGs read
-    Airflow connections); exchange/ never reads a secrets store itself.
+    Airflow connections); exchange/ never reads a secrets store itself. ``open_source=False``: for processes
+    that never read records (``niem-exchange serve``), so they need none of the source's credentials.
     """
     config = load_config(config_path)
     home = home.resolve()
-    source = build_source(config.source, home=home, now=clock(), config_path=config_path)
+    source = (build_source(config.source, home=home, now=clock(), config_path=config_path) if open_source
+              else _SourceNotOpened(str(config_path)))
     signer = load_signing_identity(config_path, home, config.signing)
     certs = {r.id: load_recipient_certificates(config_path, home, r, now=clock()) for r in config.recipients}
     policies = load_policies(config, home, config_path)  # profile errors before any state is opened

@@ -63,7 +63,7 @@ def serve(
         fail(f"--certfile/--keyfile/--client-ca: cannot load the TLS files ({type(error).__name__}: "
              f"{getattr(error, 'reason', None) or 'unreadable'})")
     try:
-        ex = open_exchange(config, home)
+        ex = open_exchange(config, home, open_source=False)  # serving needs none of the source's credentials
     except ConfigError as error:
         fail(str(error))
     try:
