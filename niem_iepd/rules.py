@@ -206,8 +206,9 @@ def _get_engine() -> _Engine:
 def check(root: etree._Element) -> list[RuleFailure]:
     """Every business rule ``root`` (a message's root element) breaks, in document order of the rules."""
     engine = _get_engine()
-    # Serialize the element, not its tree: no DOCTYPE or processing instruction reaches Saxon.
-    lines = engine.run(etree.tostring(root, encoding="unicode"), batch=False)
+    # Serialize the element, not its tree: no DOCTYPE or processing instruction reaches Saxon (nor the text
+    # after the element, when it sits inside a larger tree).
+    lines = engine.run(etree.tostring(root, encoding="unicode", with_tail=False), batch=False)
     return _failures(engine, root, lines[0]) if lines else []
 
 
@@ -220,7 +221,8 @@ def check_many(roots: Sequence[etree._Element]) -> list[list[RuleFailure]]:
     if not roots:
         return []
     engine = _get_engine()
-    text = f"<{_BATCH}>" + "".join(etree.tostring(root, encoding="unicode") for root in roots) + f"</{_BATCH}>"
+    text = (f"<{_BATCH}>" + "".join(etree.tostring(root, encoding="unicode", with_tail=False) for root in roots)
+            + f"</{_BATCH}>")
     results: list[list[RuleFailure]] = [[] for _ in roots]
     for line in engine.run(text, batch=True):
         position = int(line.split(" ", 1)[0])

@@ -89,7 +89,9 @@ def test_an_element_inside_a_larger_tree_is_checked_as_a_message_of_its_own():
     booking = safexml.parse((SAMPLES / "invalid/blank-message-id.xml").read_bytes()).getroot()
     holder = etree.Element("holder")
     holder.append(booking)
+    booking.tail = "text after the message, which is not part of it"
     (failure,) = rules.check(booking)
+    assert [[f.rule for f in failures] for failures in rules.check_many([booking, booking])] == [["NX-MSG-1"]] * 2
     assert failure.rule == "NX-MSG-1" and failure.element.tag == f"{{{NX}}}MessageMetadata"
     assert failure.element.getparent() is booking
 
