@@ -16,7 +16,7 @@ $(BIN)/niem-exchange: pyproject.toml requirements.lock
 
 system-packages:
 	@missing=""; \
-	for tool in xmlsec1:xmlsec1 xmllint:libxml2-utils /usr/sbin/sshd:openssh-server; do \
+	for tool in xmlsec1:xmlsec1 xmllint:libxml2-utils /usr/sbin/sshd:openssh-server java:default-jre-headless; do \
 	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -182,11 +183,21 @@ def _spark_linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mappi
     Not exercised by the test suite where pyspark is absent (see exchange/identity/README.md).
     """
     from pyspark.sql import SparkSession
+    from pyspark.sql.types import StringType, StructField, StructType
     from splink import Linker, SparkAPI
 
-    spark = SparkSession.builder.appName("niem-exchange identity train").getOrCreate()
+    spark = (SparkSession.builder.appName("niem-exchange identity train")
+             .config("spark.ui.showConsoleProgress", "false")  # a CLI's stderr is for our messages
+             .getOrCreate())
+    if spark.sparkContext.getCheckpointDir() is None:
+        # Splink checkpoints intermediate tables; what lands there is hashed tokens only, never values.
+        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="niem-exchange-spark-"))
     db = SparkAPI(spark_session=spark)
-    frames = [db.register(spark.createDataFrame(_frame(rows, f"t{i}")), dataset_display_name=f"t{i}")
+    # Every token column is text; given explicitly because Spark cannot infer a type for an all-NULL column.
+    schema = StructType([StructField(name, StringType(), True)
+                         for name in ("unique_id", "source_dataset", *TOKENS)])
+    frames = [db.register(spark.createDataFrame(_frame(rows, f"t{i}"), schema=schema),
+                          dataset_display_name=f"t{i}")
               for i, rows in enumerate(tables)]
     return Linker(frames if len(frames) > 1 else frames[0], dict(settings), log_level=None)
 

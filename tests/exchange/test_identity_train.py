@@ -4,6 +4,10 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
 from datetime import date
 from itertools import combinations
 from pathlib import Path
@@ -164,3 +168,29 @@ def test_too_few_records_to_train_on_is_a_clear_error(tmp_path):
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "at least 1000 records, these extracts have 50" in said
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+                    reason="the Spark backend needs pyspark and Java")
+def test_spark_backend_trains_a_model_that_links_as_well_as_duckdbs(tmp_path):
+    # In a child process: the Spark session's JVM ends with it instead of living on in the test run.
+    train_files, _ = _extracts(tmp_path / "train", 1000, seed=5)
+    models = {}
+    for backend in ("spark", "duckdb"):
+        models[backend] = tmp_path / f"{backend}.json"
+        trained = subprocess.run(
+            [str(Path(sys.executable).parent / "niem-exchange"), "identity", "train", *map(str, train_files),
+             "--columns", COLUMNS, "--out", str(models[backend]), "--backend", backend],
+            capture_output=True, text=True, timeout=600, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        assert "model estimated from 1000 rows" in trained.stdout + trained.stderr
+    assert json.loads(models["spark"].read_text())["comparisons"], "the Spark model has its comparisons"
+    test_files, truth = _extracts(tmp_path / "test", 800, seed=42)
+    scores = {}
+    for backend, model in models.items():
+        out = tmp_path / f"links-{backend}.csv"
+        result = _run("link", *test_files, "--columns", COLUMNS, "--model", model, "--out", out)
+        assert result.exit_code == 0, result.output
+        scores[backend] = _f1(out, truth)
+    assert scores["duckdb"] > 0.9
+    assert scores["spark"] >= scores["duckdb"] - 0.02, scores
