@@ -11,9 +11,9 @@ One size (``--records``), all in this process on the same generated data:
 2. End to end: ``open_exchange`` + ``pipeline.plan`` / ``process_window`` (every window) / ``deliver``, wall
    time, on a fresh state database. Peak RSS (``resource.getrusage``) is read before and after.
 3. Each stage alone, on a second fresh home so linking starts from an empty index as it did end to end:
-   read (the source over every window), link (``PersonIndex.link``), map (the message builder), validate
+   read (the source over every window), link (``PersonIndex.link_many``, 100 a transaction), map (the message builder), validate
    (``niem_iepd.validator``, XSD only and XSD + Schematron), redact (``disclosure.for_recipient``), sign,
-   encrypt (``exchange.security`` with keys preloaded), outbox write (``Outbox.enqueue``), deliver (outbox
+   encrypt (``exchange.security`` with keys preloaded), outbox write (``Outbox.enqueue_many``, 100 a transaction), deliver (outbox
    to files). Each stage's input is the previous stage's output, kept in memory (this is a bench, the
    pipeline itself streams).
 4. The floor: raw ``lxml`` ``XMLSchema.validate`` + raw python-xmlsec sign + encrypt (the same calls
@@ -65,7 +65,7 @@ from exchange import disclosure, pipeline
 from exchange.demo.generate import write_demo_drop
 from exchange.runtime import Exchange, open_exchange
 from exchange.security import encrypt, mint_dev_pki, sign
-from exchange.state.outbox import QueuedMessage, message_id
+from exchange.state.outbox import NewMessage, QueuedMessage, message_id
 from niem_iepd import safexml, validator
 from transforms.mapping import BUILDERS, MessageHeader
 from transforms.model import Rejected, record_digest
@@ -261,6 +261,14 @@ def _delivered(ex: Exchange) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
+_CHUNK = 100
+"""Records per transaction in the link and outbox-write stages (the pipeline's chunk)."""
+
+
+def _chunks(items: list) -> list[list]:
+    return [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
 def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
     """Run each stage alone over the output of the one before; the rows and the redacted documents."""
     rows: list[Row] = []
@@ -275,9 +283,13 @@ def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
     rows.append(Row("read", len(items), time.perf_counter() - started,
                     f"{len(windows)} windows, {len(items) - len(records)} rejected"))
 
-    row, linked = _timed("link", records, lambda r: (r, ex.persons.link(ex.source.system, r.ref.record_id,
-                                                                         r.person, now).shared_id))
-    rows.append(row)
+    # Linked and enqueued in chunks of _CHUNK, one transaction each, as process_window does.
+    started = time.perf_counter()
+    linked = []
+    for chunk in _chunks(records):
+        links = ex.persons.link_many([(ex.source.system, r.ref.record_id, r.person) for r in chunk], now)
+        linked += [(r, link.shared_id) for r, link in zip(chunk, links)]
+    rows.append(Row("link", len(records), time.perf_counter() - started, f"link_many, {_CHUNK} a transaction"))
 
     def build(pair):
         record, shared_id = pair
@@ -307,14 +319,18 @@ def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
     row, encrypted = _timed("encrypt", signed, lambda s: (*s, encrypt(s[5], certificate)))
     rows.append(row)
 
-    def enqueue(e):
+    def new_message(e) -> NewMessage:
         record, shared_id, mid, record_key, ready, _, payload = e
         message = QueuedMessage(mid, recipient.id, shared_id, ex.config.message_type, payload,
                                 hashlib.sha256(payload).hexdigest(), ready.categories, 0)
-        return ex.outbox.enqueue(message, record_key, now) or None
+        return NewMessage(message, record_key, now)
 
-    row, _ = _timed("outbox write", encrypted, enqueue)
-    rows.append(row)
+    started = time.perf_counter()
+    for chunk in _chunks(encrypted):
+        with ex.engine.begin() as conn:
+            ex.outbox.enqueue_many([new_message(e) for e in chunk], conn=conn)
+    rows.append(Row("outbox write", len(encrypted), time.perf_counter() - started,
+                    f"enqueue_many, {_CHUNK} a transaction"))
     started = time.perf_counter()
     delivered = pipeline.deliver(ex, recipient.id).delivered
     rows.append(Row("deliver (outbox to files)", delivered, time.perf_counter() - started))

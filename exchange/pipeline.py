@@ -204,7 +204,7 @@ def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> 
                                ex.config.message_type)
         root = builder.build(record, link.shared_id, header)
         # The schema catches mapping defects here; the business rules run once, on the copy that leaves
-        # (Schematron through Saxon costs ~0.8 ms a message, more than signing and encrypting it).
+        # (Schematron through Saxon costs ~0.2 ms a message: a fifth of the RSA-3072 signature).
         issues = validator.validate(root, business_rules=False)
         if issues:
             first = issues[0]
