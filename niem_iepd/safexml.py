@@ -18,6 +18,7 @@ settings and refusals, plus their file name as base URL so relative references r
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from lxml import etree
@@ -60,8 +61,19 @@ _BYTE_MARKERS: tuple[tuple[str, tuple[bytes, ...]], ...] = (
 )
 
 
+_PER_THREAD = threading.local()
+
+
+def _thread_parser() -> etree.XMLParser:
+    """This thread's parser, made once: lxml parsers may be reused, never shared between threads."""
+    parser = getattr(_PER_THREAD, "parser", None)
+    if parser is None:
+        parser = _PER_THREAD.parser = _parser()
+    return parser
+
+
 def _parser() -> etree.XMLParser:
-    # A new parser per call: lxml parsers must not be shared between threads.
+    # Fresh, for callers that add resolvers to it; see _thread_parser for the shared per-thread one.
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -116,8 +128,10 @@ def _parse(data: bytes, *, max_bytes: int, base_url: str | None,
     if not data or data.isspace():  # (strip() would copy the whole document)
         raise MalformedXMLError("document is empty")
     _scan_bytes(data)
-    parser = _parser()
-    if resolver is not None:
+    if resolver is None:
+        parser = _thread_parser()
+    else:
+        parser = _parser()
         parser.resolvers.add(resolver)
     try:
         root = etree.fromstring(data, parser, base_url=base_url)

@@ -155,3 +155,25 @@ def test_parse_trusted_file_sets_the_base_url(tmp_path):
     hostile.write_bytes(billion_laughs())
     with pytest.raises(UnsafeXMLError):
         safexml.parse_trusted_file(hostile)
+
+
+def test_threads_parsing_at_once_each_get_their_own_result_and_refusals():
+    # safexml keeps one parser per thread: a refusal or a malformed document in one thread must not disturb
+    # the documents another thread parses at the same time, nor the next document of the same thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = SAMPLE.read_bytes()
+    inputs = [good, billion_laughs(3), b"<unclosed>", good.replace(b"<!--", b"<!-- x "), b"<a>\xff</a>"] * 40
+
+    def outcome(data: bytes) -> str:
+        try:
+            return etree.QName(safexml.parse(data).getroot()).localname
+        except MalformedXMLError:
+            return "malformed"
+        except UnsafeXMLError as error:
+            return error.reason
+
+    expected = [outcome(data) for data in inputs[:5]] * 40
+    assert expected[:3] == ["BookingNotification", "entity declaration (DTD) is not allowed", "malformed"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(outcome, inputs)) == expected
