@@ -22,9 +22,10 @@ app = typer.Typer(help="NIEM message exchange between jail, police and behaviora
 def run(
     config: Path = typer.Argument(..., help="Exchange YAML."),
     home: Path = HOME,
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes for the windows (e.g. one per core)."),
 ) -> None:
     """Run one exchange once: read, link, map, validate, sign, encrypt, deliver, account."""
-    _run(config, home)
+    _run(config, home, workers)
 
 
 @app.command()
@@ -54,7 +55,7 @@ class _ProgressObserver:
         self._progress.update(self._task, description=f"deliver to {recipient_id}")
 
 
-def _run(config: Path, home: Path) -> None:
+def _run(config: Path, home: Path, workers: int = 1) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -65,14 +66,21 @@ def _run(config: Path, home: Path) -> None:
     from transforms.model import ConfigError
 
     console = Console()
+    credentials = _environment_credentials(config)
     try:
-        ex = open_exchange(config, home, credentials=_environment_credentials(config))
+        ex = open_exchange(config, home, credentials=credentials)
     except ConfigError as error:
         fail(str(error))
+    process = None
+    if workers > 1:
+        from exchange.workers import process_windows
+
+        def process(keys):
+            return process_windows(config, home, keys, workers, credentials)
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
-            summary = pipeline.run(ex, _ProgressObserver(progress, ex.config.name))
+            summary = pipeline.run(ex, _ProgressObserver(progress, ex.config.name), process)
         table = Table(title=f"exchange {ex.config.name}", show_header=False)
         for label, value in (
             ("records read", summary.read), ("quarantined", summary.quarantined),

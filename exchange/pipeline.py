@@ -7,7 +7,7 @@ recipient's queue. Only keys and counts cross between them, never records.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from exchange import disclosure
@@ -351,15 +351,20 @@ class RunObserver:
         """Called before delivering to each recipient."""
 
 
-def run(ex: Exchange, observer: RunObserver | None = None) -> RunSummary:
-    """The whole exchange once: plan, process every pending window, deliver to every recipient."""
+def run(ex: Exchange, observer: RunObserver | None = None,
+        process: Callable[[list[str]], Iterable[WindowCounts]] | None = None) -> RunSummary:
+    """The whole exchange once: plan, process every pending window, deliver to every recipient.
+
+    ``process`` processes a list of window keys and yields their counts in order (e.g. over a pool of
+    processes, :func:`exchange.workers.process_windows`); by default each window is processed here in turn.
+    """
     observer = observer or RunObserver()
     summary = RunSummary()
     keys = plan(ex)
     summary.windows = len(keys)
     observer.planned(len(keys))
-    for key in keys:
-        counts = process_window(ex, key)
+    processed = process(keys) if process is not None else (process_window(ex, key) for key in keys)
+    for counts in processed:
         summary.read += counts.records
         summary.quarantined += counts.quarantined
         summary.enqueued += counts.enqueued

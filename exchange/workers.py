@@ -1,0 +1,50 @@
+"""Process an exchange's windows over several processes of one machine (``niem-exchange run --workers N``).
+
+The pipeline's unit of work is the window, and ``process_window`` is safe to run for different windows at once
+(the Airflow DAG's mapped tasks already do): linking takes the state database's write lock per chunk of
+records, enqueueing is idempotent by message id, and each window completes in its own transaction. So a pool
+here only has to open one exchange per worker and hand out window keys. Workers are spawned, never forked: a
+forked child would inherit the parent's Saxon VM and open database connections.
+
+Planning and delivery stay in the calling process; only window keys and counts cross between processes.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from exchange.state.windows import WindowCounts
+
+_exchange = None  # this worker's own Exchange, opened by _start
+
+
+def process_windows(config: Path, home: Path, keys: Sequence[str], workers: int,
+                    credentials: Mapping[str, Mapping[str, str]] | None = None) -> Iterator[WindowCounts]:
+    """Process ``keys`` over ``workers`` spawned processes; yields each window's counts in the order of ``keys``.
+
+    The caller must already have opened the exchange once (that creates the state database's tables, which
+    workers opening a fresh database at the same moment would race to create). An error in any window stops
+    the run as it would in one process: windows already completed stay completed, the rest stay pending.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, max(1, len(keys))), mp_context=context, initializer=_start,
+                             initargs=(Path(config), Path(home), dict(credentials or {}))) as pool:
+        yield from pool.map(_process, keys)
+
+
+def _start(config: Path, home: Path, credentials: dict) -> None:
+    """Pool initializer: open this worker's exchange (closed when the worker process ends)."""
+    global _exchange
+    from exchange.runtime import open_exchange
+
+    _exchange = open_exchange(config, home, credentials=credentials)
+
+
+def _process(key: str) -> WindowCounts:
+    from exchange.pipeline import process_window
+
+    return process_window(_exchange, key)

@@ -1,0 +1,52 @@
+"""``niem-exchange run --workers 2``: the windows over two processes give what one process gives, once each."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from exchange.commands.common import demo_config
+from tests.conftest import mint_demo_home
+
+CLI = str(Path(sys.executable).parent / "niem-exchange")
+
+
+def _run(home: Path, workers: int) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, "run", str(demo_config()), "--home", str(home), "--workers", str(workers)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _delivered(home: Path) -> dict[str, set[str]]:
+    return {d.name: {p.name for p in d.glob("*.xml")} for d in sorted((home / "var/outbox").iterdir())}
+
+
+def _table(home: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(home / "var/state.db") as db:
+        return db.execute(query).fetchall()
+
+
+def test_two_workers_deliver_exactly_what_one_process_delivers(tmp_path):
+    one = mint_demo_home(tmp_path / "one")
+    two = tmp_path / "two"
+    shutil.copytree(one / "certs", two / "certs")
+
+    single, pooled = _run(one, 1), _run(two, 2)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert pooled.returncode == 0, pooled.stderr[-2000:]
+    assert "messages delivered" in pooled.stdout
+
+    delivered = _delivered(two)
+    assert delivered == _delivered(one) and all(delivered.values())  # the same message ids, per recipient
+    # every window done once, every message delivered once with one ledger entry
+    assert _table(two, "SELECT count(*) FROM windows WHERE status != 'done'") == [(0,)]
+    assert _table(two, "SELECT count(*) FROM ledger") == [(sum(len(v) for v in delivered.values()),)]
+    assert _table(two, "SELECT count(*) FROM quarantine") == _table(one, "SELECT count(*) FROM quarantine")
+    # the same people: as many shared ids, and the same records grouped under one id
+    persons = "SELECT count(DISTINCT shared_id) FROM crosswalk"
+    assert _table(two, persons) == _table(one, persons)
+
+    again = _run(two, 2)  # a second pooled run finds nothing new
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _delivered(two) == delivered
