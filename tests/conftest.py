@@ -68,3 +68,14 @@ import sys  # noqa: E402
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 from tests.support.sshd import sshd_factory  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module")
+def postgres_state_url():
+    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
+    from tests.support.postgres import available, running_postgres
+
+    if not available():
+        pytest.skip("PostgreSQL server binaries not installed")
+    with running_postgres() as url:
+        yield url

@@ -23,17 +23,6 @@ NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
 RECIPIENTS = {"county-bh": "behavioral-health-provider", "state-bh": "state-agency"}
 
 
-@pytest.fixture(scope="module")
-def postgres_state_url():
-    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
-    from tests.support.postgres import available, running_postgres
-
-    if not available():
-        pytest.skip("PostgreSQL server binaries not installed")
-    with running_postgres() as url:
-        yield url
-
-
 @pytest.fixture()
 def exchange(tmp_path):
     """(config, home) of a two-recipient booking exchange over the first 12 demo bookings."""

@@ -21,17 +21,6 @@ def _message(n: int, recipient: str = "state") -> QueuedMessage:
                          b"<enc/>", "ab" * 32, ("booking",), 0)
 
 
-@pytest.fixture(scope="module")
-def postgres_state_url():
-    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
-    from tests.support.postgres import available, running_postgres
-
-    if not available():
-        pytest.skip("PostgreSQL server binaries not installed")
-    with running_postgres() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def box(request, tmp_path):
     """An outbox on SQLite (the default) and on PostgreSQL (the same code, by URL)."""

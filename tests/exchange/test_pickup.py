@@ -19,17 +19,6 @@ from tests.support.soap_server import tls_pki  # noqa: F401 (fixture)
 from transforms.model import PermanentError
 
 
-@pytest.fixture(scope="module")
-def postgres_state_url():
-    """A real PostgreSQL server for this module (skipped where the server binaries are missing)."""
-    from tests.support.postgres import available, running_postgres
-
-    if not available():
-        pytest.skip("PostgreSQL server binaries not installed")
-    with running_postgres() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ex(request, tmp_path, demo_config):
     """A demo exchange whose county-bh pulls, its messages queued by the pipeline."""
