@@ -38,7 +38,7 @@ def outbox_list(
     config: Path = CONFIG,
     home: Path = HOME,
     state: str = typer.Option(None, "--state", help="Only this state (queued, sending, failed, dead-letter, "
-                                                    "delivered)."),
+                                                    "delivered, superseded: replaced after a merge or split)."),
     recipient: str = typer.Option(None, "--recipient", help="Only this recipient id."),
     limit: int = typer.Option(200, "--limit", min=1, help="Show at most this many messages."),
 ) -> None:
