@@ -61,6 +61,16 @@ def _payloads(count: int, size: int) -> list[tuple[str, bytes, str]]:
     return out
 
 
+def _mtls_session(pki) -> "requests.Session":
+    """A requests session presenting the test client certificate and trusting only the test CA."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment between us and 127.0.0.1
+    session.verify, session.cert = str(pki.cert("ca")), (str(pki.cert("client")), str(pki.key("client")))
+    return session
+
+
 def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:8.0f} msg/s  ({seconds * 1000 / count:.2f} ms/msg)"
 
@@ -114,7 +124,6 @@ def bench_sftp(messages, work: Path) -> tuple[float, float]:
 
 
 def bench_soap(messages, work: Path) -> tuple[float, float]:
-    import requests
     from lxml import etree
 
     from adapters.delivery.soap import SoapSettings, SoapTransport, _addressing, payload_digest
@@ -151,9 +160,7 @@ def bench_soap(messages, work: Path) -> tuple[float, float]:
         etree.SubElement(request, tns + "Payload").append(element)
         WsSecurity(pki.key("client-signing"), pki.cert("client-signing"), clock=_now).apply(envelope, {})
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
-        session = requests.Session()
-        session.trust_env = False
-        session.verify, session.cert = str(pki.cert("ca")), (str(pki.cert("client")), str(pki.key("client")))
+        session = _mtls_session(pki)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{TARGET_NAMESPACE}SubmitMessage"'}
         start = time.perf_counter()
         for _ in messages[1:]:
@@ -166,7 +173,6 @@ def bench_soap(messages, work: Path) -> tuple[float, float]:
 
 
 def bench_pull(messages, work: Path) -> tuple[float, float]:
-    import requests
     import yaml
     from lxml import etree
 
@@ -229,9 +235,7 @@ def bench_pull(messages, work: Path) -> tuple[float, float]:
         etree.SubElement(request, tns + "PayloadSHA256").text = first.PayloadSHA256
         WsSecurity(pki.key("client-signing"), pki.cert("client-signing"), clock=_now).apply(envelope, {})
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
-        session = requests.Session()
-        session.trust_env = False
-        session.verify, session.cert = str(pki.cert("ca")), (str(pki.cert("client")), str(pki.key("client")))
+        session = _mtls_session(pki)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACKNOWLEDGE_ACTION}"'}
         start = time.perf_counter()
         for _ in messages[1:]:

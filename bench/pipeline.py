@@ -60,7 +60,7 @@ from pathlib import Path
 import xmlsec
 from lxml import etree
 
-from bench.security import _raw_encrypt, _raw_sign
+from bench.security import _raw_encrypt, _raw_sign, encryption_template
 from exchange import disclosure, pipeline
 from exchange.demo.generate import write_demo_drop
 from exchange.runtime import Exchange, open_exchange
@@ -352,17 +352,8 @@ def _floor(documents: list[etree._Element], ex: Exchange) -> float:
 
 
 def _encryption_template() -> bytes:
-    """An EncryptedData template like ours (AES-256-GCM, RSA-OAEP key transport, recipient certificate)."""
-    holder = etree.Element("holder")
-    template = xmlsec.template.encrypted_data_create(holder, xmlsec.constants.TransformAes256Gcm,
-                                                     type=xmlsec.constants.TypeEncElement, ns="xenc")
-    xmlsec.template.encrypted_data_ensure_cipher_value(template)
-    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
-    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
-    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
-    xmlsec.template.x509_data_add_certificate(
-        xmlsec.template.add_x509_data(xmlsec.template.encrypted_data_ensure_key_info(encrypted_key)))
-    return etree.tostring(template, xml_declaration=True, encoding="UTF-8")
+    """The template ``xmlsec1 --encrypt`` fills: the same one the raw floor uses."""
+    return etree.tostring(encryption_template(etree.Element("holder")), xml_declaration=True, encoding="UTF-8")
 
 
 def _signature_template(document: etree._Element) -> bytes:

@@ -89,9 +89,9 @@ def _raw_sign(root: etree._Element, key: xmlsec.Key) -> etree._Element:
     return signed
 
 
-def _raw_encrypt(root: etree._Element, manager: xmlsec.KeysManager) -> bytes:
-    document = copy.deepcopy(root)
-    template = xmlsec.template.encrypted_data_create(document, xmlsec.constants.TransformAes256Gcm,
+def encryption_template(node: etree._Element) -> etree._Element:
+    """An EncryptedData template like ours (AES-256-GCM, RSA-OAEP key transport, recipient certificate)."""
+    template = xmlsec.template.encrypted_data_create(node, xmlsec.constants.TransformAes256Gcm,
                                                      type=xmlsec.constants.TypeEncElement, ns="xenc")
     xmlsec.template.encrypted_data_ensure_cipher_value(template)
     key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
@@ -99,6 +99,12 @@ def _raw_encrypt(root: etree._Element, manager: xmlsec.KeysManager) -> bytes:
     xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
     xmlsec.template.x509_data_add_certificate(
         xmlsec.template.add_x509_data(xmlsec.template.encrypted_data_ensure_key_info(encrypted_key)))
+    return template
+
+
+def _raw_encrypt(root: etree._Element, manager: xmlsec.KeysManager) -> bytes:
+    document = copy.deepcopy(root)
+    template = encryption_template(document)
     context = xmlsec.EncryptionContext(manager)
     context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
     return etree.tostring(context.encrypt_xml(template, document).getroottree(), xml_declaration=True,
