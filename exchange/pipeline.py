@@ -229,7 +229,7 @@ def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> 
     return entries
 
 
-_CLAIM_CHUNK = 25
+_CLAIM_CHUNK = 100
 """Messages claimed per transaction in a delivery pass (a killed pass leaves at most this many leased)."""
 
 

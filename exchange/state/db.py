@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    ForeignKey,
     Integer,
     LargeBinary,
     MetaData,
@@ -102,8 +103,7 @@ outbox = Table(
            doc="built | signed | queued | sending | delivered | failed | dead-letter"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(500)),
-    Column("payload", LargeBinary, doc="signed and encrypted to the recipient; plaintext never stored"),
-    Column("sha256", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False, doc="of the payload; kept after the payload is dropped"),
     Column("categories", Text, nullable=False, doc="JSON list of the data categories disclosed"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True)),
@@ -113,6 +113,17 @@ outbox = Table(
     Column("claim_token", String(36), doc="random token of the delivery pass that last claimed it"),
     Column("window_key", String(200), doc="the source window it was built from (re-read to re-issue it)"),
 )
+
+outbox_payloads = Table(
+    "outbox_payload",
+    metadata,
+    Column("message_id", String(36), ForeignKey("outbox.message_id"), primary_key=True),
+    Column("payload", LargeBinary, nullable=False,
+           doc="signed and encrypted to the recipient; plaintext never stored; deleted by retention"),
+)
+"""Each queued message's payload, apart from its outbox row: the row changes state several times (claimed,
+delivered, retried), the ~10-15 KB payload is written once and read once. Kept apart, the outbox row stays a
+few hundred bytes, so state changes and scans of the outbox never read or rewrite the payload's pages."""
 
 ledger = Table(
     "ledger",
@@ -240,7 +251,30 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
     _add_new_columns(engine)
+    _move_outbox_payloads(engine)
     return engine
+
+
+def _move_outbox_payloads(engine: Engine) -> None:
+    """Move payloads that an earlier version kept in ``outbox.payload`` to ``outbox_payload``, then drop it.
+
+    One transaction: either every payload has moved and the column is gone, or nothing changed (a process
+    that opened the same database at the same moment did it first, which is fine).
+    """
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    if "payload" not in {c["name"] for c in inspect(engine).get_columns("outbox")}:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO outbox_payload (message_id, payload) SELECT message_id, payload FROM outbox "
+                "WHERE payload IS NOT NULL ON CONFLICT (message_id) DO NOTHING"))
+            conn.execute(text("ALTER TABLE outbox DROP COLUMN payload"))
+    except DBAPIError:
+        if "payload" in {c["name"] for c in inspect(engine).get_columns("outbox")}:
+            raise
 
 
 def _add_new_columns(engine: Engine) -> None:

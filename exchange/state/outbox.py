@@ -31,11 +31,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from exchange.state.bulk import chunks, insert_new
-from exchange.state.db import outbox
+from exchange.state.db import outbox, outbox_payloads
 from transforms.model import Receipt
 
 _NAMESPACE = uuid.UUID("5b0f3d56-8c1e-4a8e-9a57-6d3c2f0e9b11")
@@ -173,11 +173,12 @@ class Outbox:
                     insert(outbox).values(
                         message_id=message.message_id, exchange=self._exchange, recipient=message.recipient,
                         record_key=record_key, shared_id=message.shared_id, message_type=message.message_type,
-                        state=State.QUEUED.value, attempts=0, payload=message.payload, sha256=message.sha256,
+                        state=State.QUEUED.value, attempts=0, sha256=message.sha256,
                         categories=json.dumps(list(message.categories)), created_at=now, next_attempt_at=now,
                         window_key=window_key,
                     )
                 )
+                conn.execute(insert(outbox_payloads).values(message_id=message.message_id, payload=message.payload))
         except IntegrityError:
             return False
         return True
@@ -197,13 +198,19 @@ class Outbox:
         rows = [{
             "message_id": e.message.message_id, "exchange": self._exchange, "recipient": e.message.recipient,
             "record_key": e.record_key, "shared_id": e.message.shared_id, "message_type": e.message.message_type,
-            "state": State.QUEUED.value, "attempts": 0, "payload": e.message.payload, "sha256": e.message.sha256,
+            "state": State.QUEUED.value, "attempts": 0, "sha256": e.message.sha256,
             "categories": json.dumps(list(e.message.categories)), "created_at": e.created_at,
             "next_attempt_at": e.created_at, "window_key": e.window_key,
         } for e in entries]
-        # Multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids returned are the rows that were new.
+        # Multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids returned are the rows that were new,
+        # and only their payloads are stored (a message already there keeps the payload it was queued with).
         statement = insert_new(outbox, conn.dialect.name).returning(outbox.c.message_id)
-        return len(conn.execute(statement, rows).all())
+        new = {row.message_id for row in conn.execute(statement, rows)}
+        first = {e.message.message_id: e.message.payload for e in reversed(entries)}  # the first of repeats wins
+        payloads = [{"message_id": mid, "payload": first[mid]} for mid in first if mid in new]
+        if payloads:
+            conn.execute(_STORE_PAYLOAD, payloads)
+        return len(new)
 
     def _due(self, recipient: str, now: datetime):
         """Rows of ``recipient`` a delivery pass may take now: waiting and due, or abandoned mid-send."""
@@ -218,7 +225,8 @@ class Outbox:
 
     def due(self, recipient: str, now: datetime) -> list[str]:
         """Ids of ``recipient``'s messages to try now, oldest first (ids only: payloads are read per claim)."""
-        with self._engine.connect() as conn:
+        with self._engine.begin() as conn:
+            refresh_statistics(conn)
             rows = conn.execute(
                 select(outbox.c.message_id).where(self._due(recipient, now))
                 .order_by(outbox.c.created_at, outbox.c.message_id)
@@ -233,7 +241,7 @@ class Outbox:
                 outbox.c.state.in_((State.QUEUED.value, State.FAILED.value, State.SENDING.value)))
         )
         with self._engine.connect() as conn:
-            rows = conn.execute(select(outbox).where(condition)
+            rows = conn.execute(_WITH_PAYLOAD.where(condition)
                                 .order_by(outbox.c.created_at, outbox.c.message_id)).all()
         for r in rows:
             yield _queued(r)
@@ -264,8 +272,8 @@ class Outbox:
                 .values(state=State.SENDING.value, next_attempt_at=lease_end, claim_token=token)
             )
             rows = conn.execute(
-                select(outbox).where(outbox.c.message_id.in_(list(message_ids)),
-                                     outbox.c.state == State.SENDING.value, outbox.c.claim_token == token)
+                _WITH_PAYLOAD.where(outbox.c.message_id.in_(list(message_ids)),
+                                    outbox.c.state == State.SENDING.value, outbox.c.claim_token == token)
                 .order_by(outbox.c.created_at, outbox.c.message_id)
             ).all()
         return [_queued(r) for r in rows]
@@ -329,13 +337,15 @@ class Outbox:
 
         Queued, failed, sending and dead-letter messages keep their payloads: they are not done yet.
         """
+        old = select(outbox_payloads.c.message_id).join(
+            outbox, outbox.c.message_id == outbox_payloads.c.message_id).where(
+            outbox.c.exchange == self._exchange, outbox.c.state == State.DELIVERED.value,
+            outbox.c.delivered_at < now - older_than)
         with self._engine.begin() as conn:
-            return conn.execute(
-                update(outbox)
-                .where(outbox.c.exchange == self._exchange, outbox.c.state == State.DELIVERED.value,
-                       outbox.c.delivered_at < now - older_than, outbox.c.payload.is_not(None))
-                .values(payload=None, purged_at=now)
-            ).rowcount
+            ids = conn.execute(old).scalars().all()
+            for part in chunks(ids):
+                drop_payloads(conn, part, now)
+        return len(ids)
 
     def entries(self, *, state: str | None = None, recipient: str | None = None,
                 limit: int = 1000) -> list[OutboxEntry]:
@@ -347,9 +357,9 @@ class Outbox:
             conditions.append(outbox.c.recipient == recipient)
         columns = [outbox.c.message_id, outbox.c.recipient, outbox.c.state, outbox.c.attempts,
                    outbox.c.next_attempt_at, outbox.c.last_error, outbox.c.created_at, outbox.c.delivered_at,
-                   outbox.c.location, outbox.c.sha256, outbox.c.payload.is_not(None).label("kept")]
+                   outbox.c.location, outbox.c.sha256, outbox_payloads.c.message_id.is_not(None).label("kept")]
         with self._engine.connect() as conn:
-            rows = conn.execute(select(*columns).where(*conditions)
+            rows = conn.execute(select(*columns).select_from(_OUTBOX_AND_PAYLOAD).where(*conditions)
                                 .order_by(outbox.c.created_at, outbox.c.message_id).limit(limit)).all()
         return [OutboxEntry(r.message_id, r.recipient, r.state, r.attempts, r.next_attempt_at, r.last_error,
                             r.created_at, r.delivered_at, r.location, r.sha256, bool(r.kept)) for r in rows]
@@ -364,6 +374,31 @@ class Outbox:
         return {state: count for state, count in rows}
 
 
+def refresh_statistics(conn: Connection) -> None:
+    """On SQLite, sample the outbox's indexes (``ANALYZE`` of at most 400 rows an index, about a millisecond).
+
+    Without statistics SQLite's planner guesses that ``recipient = ?`` or ``state IN (...)`` narrows the
+    outbox more than ``message_id IN (25 ids)`` does, and a claim then walks every row of the recipient:
+    at 20,000 messages a claim took 24 ms instead of 0.2 ms, and delivery time grew with the square of the
+    outbox. With statistics it looks the ids up by primary key. Called at the start of each delivery pass
+    (:meth:`Outbox.due`), when the table holds what the pass will claim. PostgreSQL keeps its own statistics.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA analysis_limit=400")
+        conn.exec_driver_sql("ANALYZE outbox")
+
+
+def drop_payloads(conn: Connection, message_ids: Sequence[str], now: datetime) -> None:
+    """Delete these messages' payloads and stamp ``purged_at`` (caller's transaction); rows and hashes stay."""
+    if message_ids:
+        conn.execute(delete(outbox_payloads).where(outbox_payloads.c.message_id.in_(list(message_ids))))
+        conn.execute(update(outbox).where(outbox.c.message_id.in_(list(message_ids))).values(purged_at=now))
+
+
+_OUTBOX_AND_PAYLOAD = outbox.outerjoin(outbox_payloads, outbox_payloads.c.message_id == outbox.c.message_id)
+_WITH_PAYLOAD = select(outbox, outbox_payloads.c.payload).select_from(_OUTBOX_AND_PAYLOAD)
+"""Outbox rows with their payloads (None once dropped)."""
+_STORE_PAYLOAD = insert(outbox_payloads)
 _KNOWN = select(outbox.c.message_id).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
 _DELIVERED = (
     update(outbox).where(outbox.c.message_id == bindparam("id"))

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from exchange.state.bulk import chunks
 from exchange.state.db import crosswalk, outbox, window_archive, windows
-from exchange.state.outbox import NewMessage, State
+from exchange.state.outbox import NewMessage, State, drop_payloads
 from exchange.state.windows import REREAD, reopen
 
 if TYPE_CHECKING:
@@ -67,10 +67,8 @@ def schedule(conn: Connection, moved: Sequence[Moved], now: datetime) -> list[Af
     readable = {(a.exchange, a.window_key) for a in _affected(conn, moved) if a.window_key}
     stale = [r.message_id for r in rows if (r.exchange, r.window_key) in readable and r.state in WAITING]
     if stale:
-        conn.execute(
-            update(outbox).where(outbox.c.message_id.in_(stale), outbox.c.state.in_(WAITING))
-            .values(state=State.SUPERSEDED.value, payload=None, purged_at=now, next_attempt_at=None,
-                    last_error="superseded: a merge or split changed the record's shared id"))
+        for part in chunks(stale):
+            _supersede(conn, part, now, "superseded: a merge or split changed the record's shared id")
     by_exchange: dict[str, list[str]] = {}
     for r in rows:
         if r.window_key:
@@ -158,10 +156,18 @@ def supersede_moved(conn: Connection, exchange: str, window_key: str, system: st
     stale = [message_id for record_id, shared, message_id in built if current.get(record_id, shared) != shared]
     if not stale:
         return 0
-    superseded = conn.execute(
-        update(outbox).where(outbox.c.message_id.in_(stale), outbox.c.state.in_(WAITING))
-        .values(state=State.SUPERSEDED.value, payload=None, purged_at=now, next_attempt_at=None,
-                last_error="superseded: a merge or split changed the record's shared id while it was built")
-    ).rowcount
+    superseded = sum(_supersede(conn, part, now, "superseded: a merge or split changed the record's shared id "
+                                                  "while it was built") for part in chunks(stale))
     reopen(conn, exchange, [window_key])
     return superseded
+
+
+def _supersede(conn: Connection, message_ids: Sequence[str], now: datetime, reason: str) -> int:
+    """Mark those of ``message_ids`` still waiting as superseded and drop their payloads; how many."""
+    # One conditional UPDATE: a message a delivery pass claims meanwhile is either taken here or left sending.
+    waiting = conn.execute(
+        update(outbox).where(outbox.c.message_id.in_(list(message_ids)), outbox.c.state.in_(WAITING))
+        .values(state=State.SUPERSEDED.value, next_attempt_at=None, last_error=reason)
+        .returning(outbox.c.message_id)).scalars().all()
+    drop_payloads(conn, waiting, now)
+    return len(waiting)

@@ -106,6 +106,9 @@ def test_state_database_holds_no_plaintext_person_data(demo_run):
     Payloads are left out on purpose: they are ciphertext, in which any short string turns up by chance.
     """
     home, _ = demo_run
+    with sqlite3.connect(home / "var/state.db") as db:
+        payloads = [p for (p,) in db.execute("SELECT payload FROM outbox_payload")]
+    assert payloads and all(b"EncryptedData" in p[:400] and b"<nc:" not in p for p in payloads)
     rows = _demo_rows()
     values = {r["last_name"] for r in rows if len(r["last_name"]) >= 5} | {r["dob"] for r in rows if r["dob"]}
     with sqlite3.connect(home / "var/state.db") as db:
@@ -113,7 +116,7 @@ def test_state_database_holds_no_plaintext_person_data(demo_run):
         text = []
         for table in tables:
             columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
-            keep = [c for c in columns if not (table == "outbox" and c == "payload")]
+            keep = [c for c in columns if not (table == "outbox_payload" and c == "payload")]
             for row in db.execute(f"SELECT {', '.join(keep)} FROM {table}"):
                 text.extend(str(v) for v in row if v is not None)
     assert len(text) > 1000

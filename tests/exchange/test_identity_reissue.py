@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from exchange.config import load_config, resolve_url
 from exchange.state import person_curation as curation
-from exchange.state.db import crosswalk, ledger, open_engine, outbox
+from exchange.state.db import crosswalk, ledger, open_engine, outbox, outbox_payloads
 from tests.conftest import mint_demo_home
 from tests.exchange.lawful_helpers import exchange_yaml, run, small_drop
 
@@ -62,8 +62,9 @@ def _files(home: Path, recipient: str) -> set[str]:
 
 def _messages(engine, record_key: str) -> list:
     with engine.connect() as conn:
-        return conn.execute(select(outbox).where(outbox.c.record_key == record_key)
-                            .order_by(outbox.c.created_at)).all()
+        joined = outbox.outerjoin(outbox_payloads, outbox_payloads.c.message_id == outbox.c.message_id)
+        return conn.execute(select(outbox, outbox_payloads.c.payload).select_from(joined)
+                            .where(outbox.c.record_key == record_key).order_by(outbox.c.created_at)).all()
 
 
 def _two_people(engine) -> tuple[tuple[str, str], tuple[str, str]]:

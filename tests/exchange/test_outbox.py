@@ -125,6 +125,33 @@ def test_an_outbox_table_from_before_backoff_gains_its_new_columns(tmp_path):
     assert box.due("state", T0) == [_message(1).message_id]
 
 
+def test_payloads_kept_in_outbox_rows_by_an_earlier_version_move_to_their_own_table(tmp_path):
+    """A queued message of an earlier version is still delivered with its payload; a purged one stays purged."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE outbox (message_id VARCHAR(36) PRIMARY KEY, exchange VARCHAR(128) NOT NULL, "
+                     "recipient VARCHAR(128) NOT NULL, record_key VARCHAR(300) NOT NULL, shared_id VARCHAR(32) "
+                     "NOT NULL, message_type VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, attempts INTEGER "
+                     "NOT NULL, last_error VARCHAR(500), payload BLOB, sha256 VARCHAR(64) NOT NULL, categories "
+                     "TEXT NOT NULL, created_at DATETIME NOT NULL, delivered_at DATETIME, location VARCHAR(500))")
+        for n, state, payload in ((1, "queued", b"<enc>one</enc>"), (2, "delivered", None)):
+            m = _message(n)
+            conn.execute("INSERT INTO outbox VALUES (?, 'ex', 'state', ?, ?, ?, ?, 0, NULL, ?, ?, '[]', ?, NULL, "
+                         "NULL)", (m.message_id, f"jail:{n}", m.shared_id, m.message_type, state, payload, m.sha256,
+                                   "2026-11-24 12:00:00"))
+    engine = open_engine(f"sqlite:///{db}")
+    engine.dispose()
+    box = Outbox(open_engine(f"sqlite:///{db}"), "ex")  # opened twice: the move happens once
+    with sqlite3.connect(db) as conn:
+        assert "payload" not in [c[1] for c in conn.execute("PRAGMA table_info(outbox)")]
+    claimed = box.claim(_message(1).message_id, T0)
+    assert claimed is not None and claimed.payload == b"<enc>one</enc>"
+    kept = {e.message_id: e.payload_kept for e in box.entries()}
+    assert kept == {_message(1).message_id: True, _message(2).message_id: False}
+
+
 def test_outbox_cli_lists_retries_and_purges(demo_run, demo_config, tmp_path):
     """On the demo run's state: list shows delivered messages; retry and purge touch nothing delivered recently."""
     home, summary = demo_run

@@ -59,11 +59,11 @@ print(f"delivered={summary.delivered} failed={summary.failed} dead={summary.dead
 
 
 def _exchange(home: Path, demo_config: Path) -> Path:
-    """The demo exchange with one recipient on the local outbox and a 60-booking drop (three claim chunks)."""
+    """The demo exchange with one recipient on the local outbox and a 250-booking drop (three claim chunks)."""
     raw = yaml.safe_load(demo_config.read_text())
     raw["recipients"] = [r for r in raw["recipients"] if r["id"] == RECIPIENT]
     raw["recipients"][0]["transport"] = {"kind": "outbox", "path": "var/outbox"}
-    raw["source"]["path"] = str(small_demo_drop(home / "drop", 60))
+    raw["source"]["path"] = str(small_demo_drop(home / "drop", 250))
     path = home / "local-exchange.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -112,7 +112,7 @@ def test_killed_between_writing_files_and_settling_them_then_run_again(demo_conf
     files = {p.name.removesuffix(".xml") for p in inbox.glob("*.xml")}
     listed = [line.split("  ", 1)[1].removesuffix(".xml") for line in (inbox / "MANIFEST.sha256").read_text()
               .splitlines()]
-    assert len(ids) > 50
+    assert len(ids) > 200
     assert states == {"delivered": len(ids)}, states
     assert files == ids  # none lost, nothing extra
     assert sorted(listed) == sorted(ids)  # each listed exactly once, the limbo chunk included
