@@ -215,6 +215,35 @@ def test_a_profile_that_breaks_the_iepd_quarantines_the_record_for_every_recipie
     assert {e.reason.split(" is invalid")[0] for e in entries} == {"message redacted for profile too-strict"}
 
 
+def test_a_mapping_defect_is_quarantined_as_the_built_message_not_the_profile(tmp_path, monkeypatch):
+    """A builder that drops a required element (a defect in our mapping, simulated): the record is set aside
+    naming the built message and the missing element's parent, not the recipient's profile; nothing leaves."""
+    from dataclasses import replace
+
+    from exchange.security import mint_dev_pki
+    from exchange.state.db import open_engine
+    from exchange.state.quarantine import Quarantine
+    from niem_iepd import ns
+    from transforms.mapping import BUILDERS
+
+    builder = BUILDERS["BookingNotification"]
+
+    def without_booking(record, shared_id, header):
+        root = builder.build(record, shared_id, header)
+        root.remove(root.find(ns.clark("j:Booking")))
+        return root
+
+    monkeypatch.setitem(BUILDERS, "BookingNotification", replace(builder, build=without_booking))
+    home = tmp_path / "home"
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office", recipients=["county-bh"],
+                 now=datetime.now(timezone.utc))
+    config = exchange_yaml(home, small_drop(home / "drop", rows=3), {"county-bh": "behavioral-health-provider"})
+    summary = run(config, home)
+    assert summary.read == 3 and summary.quarantined == 3 and summary.delivered == 0
+    entries = Quarantine(open_engine(f"sqlite:///{home}/var/state.db"), "demo-booking").entries()
+    assert {e.reason.split(": ")[0] for e in entries} == {"built message is invalid"}
+
+
 def test_a_recipient_whose_profile_lacks_the_message_type_is_refused_at_start_up(tmp_path):
     """Default-deny would send such a recipient nothing, silently: the exchange refuses to start instead."""
     from exchange.runtime import open_exchange
