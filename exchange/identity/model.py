@@ -13,8 +13,10 @@ themselves. The caller chooses; ``identity link`` hashes under a per-run random 
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -180,7 +182,7 @@ def _linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str
 def _spark_linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mapping[str, Any]):
     """The same linker on Spark (``SparkSession.builder`` picks up ``SPARK_*`` / ``spark-defaults.conf``).
 
-    Not exercised by the test suite where pyspark is absent (see exchange/identity/README.md).
+    Needs pyspark and Java (the ``spark`` extra; ``make setup`` installs both); see exchange/identity/README.md.
     """
     from pyspark.sql import SparkSession
     from pyspark.sql.types import StringType, StructField, StructType
@@ -191,7 +193,9 @@ def _spark_linker(tables: Sequence[Iterable[Mapping[str, str]]], settings: Mappi
              .getOrCreate())
     if spark.sparkContext.getCheckpointDir() is None:
         # Splink checkpoints intermediate tables; what lands there is hashed tokens only, never values.
-        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="niem-exchange-spark-"))
+        checkpoints = tempfile.mkdtemp(prefix="niem-exchange-spark-")
+        atexit.register(shutil.rmtree, checkpoints, ignore_errors=True)  # gone when this process ends
+        spark.sparkContext.setCheckpointDir(checkpoints)
     db = SparkAPI(spark_session=spark)
     # Every token column is text; given explicitly because Spark cannot infer a type for an all-NULL column.
     schema = StructType([StructField(name, StringType(), True)
@@ -216,7 +220,6 @@ class BackendUnavailableError(RuntimeError):
 def check_backend(backend: str) -> None:
     """Refuse an unknown backend, or one whose engine is not installed, with what to install."""
     import importlib.util
-    import shutil
 
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
