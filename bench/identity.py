@@ -1,6 +1,7 @@
 """Identity resolution accuracy (precision, recall, F1) against a name + DOB baseline, and linking speed.
 
-Run: ``.venv/bin/python -m bench.identity [--scale 100000,1000000] [--skip-scale]``.
+Run: ``.venv/bin/python -m bench.identity [--scale 100000,1000000] [--skip-scale] [--index 2000,20000,50000]``
+(``--index`` alone: ``--index 2000,20000 --only-index``).
 
 Accuracy is counted over record pairs: a pair is predicted when both records end in the same cluster (the
 shared id the product hands out), true when the ground truth says one person. In the same run, on the same
@@ -20,6 +21,12 @@ records, the baseline is the plain deterministic key most county integrations us
 - Speed: ``--scale`` sizes of generated records (``exchange.identity.synthetic.records``), deduplicated with
   the shipped model (no training: the time is normalising, hashing nothing, blocking, scoring, clustering).
   Records per second for each size and the time ratio against the size ratio (near-linear: close to it).
+- Person index speed (``--index``): the demo JMS drop (``exchange.demo.generate``, seed 2026) of each size,
+  parsed as the jail source does, linked with ``PersonIndex.link_many`` 100 records a transaction (as the
+  pipeline does) into a fresh SQLite file. Microseconds per record for each size, the per-record ratio
+  against the smallest size (flat: cost does not grow with the index), how many records needed the
+  probabilistic search, and a digest of the outcome (rules, probabilities, which records share an id, reviews)
+  that must not change when only the speed of linking does.
 
 The probabilistic side is the product: Splink on DuckDB with the comparison spec, parameters estimated from
 the data itself (FEBRL, DSSG-with-errors) or the shipped model (small or timed runs), clusters at the link
@@ -238,12 +245,92 @@ def scale(sizes: list[int]) -> None:
               f"(linear would be x{big / small:.0f})")
 
 
+def _bookings(size: int) -> list[tuple[str, str, object]]:
+    """The demo drop of ``size`` bookings as (system, record id, PersonIdentity), defective rows left out."""
+    from exchange.demo.generate import generate_demo_drop
+    from transforms.model import RecordError, SourceRef
+    from transforms.model.jail import booking_from_row
+
+    drop = generate_demo_drop(2026, size)
+    out = []
+    for n, row in enumerate(csv.DictReader(io.StringIO(drop.bookings_csv))):
+        try:
+            booking = booking_from_row(row, [], SourceRef("jms", f"bookings.csv:{n + 2}", row["booking_number"]),
+                                       today=date(2026, 11, 2), require_charges=False)
+        except RecordError:
+            continue  # a deliberate defect: the pipeline quarantines it
+        out.append(("jms", booking.booking_number, booking.person))
+    return out
+
+
+def _outcome_digest(links: list, engine) -> str:
+    """SHA-256 of the linking outcome with shared ids replaced by their order of first appearance."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from exchange.state.db import person_reviews
+
+    label: dict[str, str] = {}
+
+    def name(shared_id: str) -> str:
+        return label.setdefault(shared_id, f"P{len(label)}")
+
+    digest = hashlib.sha256()
+    for link in links:
+        probability = "" if link.probability is None else f"{link.probability:.9f}"
+        digest.update(f"{name(link.shared_id)}|{link.rule}|{probability}\n".encode())
+    with engine.connect() as conn:
+        for r in conn.execute(select(person_reviews).order_by(person_reviews.c.id)):
+            digest.update(f"{r.record_id}|{name(r.candidate_shared_id)}|{r.candidate_record_id}|{r.probability}|"
+                          f"{r.agreement}|{r.reason}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def index_scale(sizes: list[int], chunk: int = 100) -> None:
+    """Microseconds per record linking demo bookings with ``link_many``; the per-record ratio between sizes."""
+    import tempfile
+    from datetime import datetime, timezone
+
+    from exchange.state.db import open_engine
+    from exchange.state.person_index import PersonIndex
+
+    now = datetime(2026, 11, 2, 6, tzinfo=timezone.utc)
+    per_record = []
+    for size in sizes:
+        records = _bookings(size)
+        with tempfile.TemporaryDirectory() as home:
+            engine = open_engine(f"sqlite:///{home}/index.db")
+            index = PersonIndex(engine, b"bench-person-index-secret-32-bytes!", exchange="bench")
+            links = []
+            started, cpu = time.perf_counter(), time.process_time()
+            for start in range(0, len(records), chunk):
+                links += index.link_many(records[start:start + chunk], now)
+            took, cpu = time.perf_counter() - started, time.process_time() - cpu
+            rules = Counter(link.rule for link in links)
+            searched = sum(1 for link in links if link.probability is not None)
+            digest = _outcome_digest(links, engine)
+            engine.dispose()
+        us = took / len(records) * 1e6
+        per_record.append(us)
+        print(f"person index, {len(records):,} bookings: {took:.1f} s, {us:,.0f} us/record "
+              f"(x{us / per_record[0]:.2f} of the first size; CPU {cpu / len(records) * 1e6:,.0f} us/record), "
+              f"{searched:,} scored a candidate; "
+              f"rules {dict(sorted(rules.items()))}; outcome {digest}")
+
+
 def main() -> None:
     """Run every measurement and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="100000,1000000", help="Comma-separated generated record counts.")
     parser.add_argument("--skip-scale", action="store_true", help="Accuracy only.")
+    parser.add_argument("--index", default="", help="Comma-separated demo booking counts for link_many speed.")
+    parser.add_argument("--only-index", action="store_true", help="Only the --index measurement.")
     args = parser.parse_args()
+    if args.index:
+        index_scale([int(s) for s in args.index.split(",")])
+    if args.only_index:
+        return
     febrl4()
     febrl1()
     dssg()

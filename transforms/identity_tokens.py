@@ -59,6 +59,49 @@ def keyed_tokens(tokens: Mapping[str, str], secret: bytes) -> dict[str, str]:
     return out
 
 
+class TokenKeyer:
+    """:func:`keyed_tokens` under one secret for record after record: the same output, a fraction of the cost.
+
+    The secret is keyed into HMAC-SHA256 once (each token then copies that state instead of keying it
+    again), and the hashes of recently seen (token name, value) pairs are remembered: names, birth years,
+    sexes and Soundex codes recur from record to record, so most tokens of a record need no hashing at
+    all. At most ``memo`` pairs are kept (the memo is emptied when it fills): they are clear values, held
+    in this process's memory as the records being linked are, and never written anywhere.
+    """
+
+    def __init__(self, secret: bytes, *, memo: int = 65536) -> None:
+        if len(secret) < 32:
+            raise ValueError("a linkage secret must be at least 32 bytes")
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        self._memo: dict[tuple[str, str], str] = {}
+        self._limit = memo
+
+    def _hash(self, family: str, value: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(f"{family}:{value}".encode())
+        return mac.hexdigest()
+
+    def __call__(self, tokens: Mapping[str, str]) -> dict[str, str]:
+        """``keyed_tokens(tokens, secret)``."""
+        out = {}
+        memo = self._memo
+        for name, value in tokens.items():
+            hashed = memo.get((name, value))
+            if hashed is None:
+                if not value:
+                    hashed = ""
+                elif name.endswith("_del"):
+                    family = HASH_FAMILY.get(name, name)
+                    hashed = SET_SEPARATOR.join(self._hash(family, v)[:16] for v in value.split(SET_SEPARATOR) if v)
+                else:
+                    hashed = self._hash(HASH_FAMILY.get(name, name), value)
+                if len(memo) >= self._limit:
+                    memo.clear()
+                memo[(name, value)] = hashed
+            out[name] = hashed
+        return out
+
+
 def bloom_encode(value: str, secret: bytes, *, bits: int = 1024, hashes: int = 20) -> int:
     """A keyed Bloom filter of ``value``'s padded character bigrams, as an int bit set of ``bits`` bits."""
     padded = f"_{value}_"

@@ -26,8 +26,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, select
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select
 
 from exchange.state.bulk import begin_write, chunks, insert_new
 from exchange.state.db import (
@@ -39,9 +40,9 @@ from exchange.state.db import (
     persons,
 )
 from transforms.identity import MatchKey, match_keys
-from transforms.identity_comparisons import Parameters, Score, blocking_values, hard_conflict, score
+from transforms.identity_comparisons import Parameters, Score, Scorer, blocking_values, hard_conflict
 from transforms.identity_normalise import person_tokens
-from transforms.identity_tokens import keyed_tokens
+from transforms.identity_tokens import TokenKeyer
 from transforms.model import PersonIdentity
 
 MAX_CANDIDATES = 200
@@ -93,6 +94,8 @@ class PersonIndex:
             raise ValueError("the person-index secret must be at least 32 bytes")
         self._engine = engine
         self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per hash: the secret is keyed in once
+        self._keyer = TokenKeyer(secret)
         self.thresholds = thresholds or Thresholds()
         self.exchange = exchange
         if parameters is None:
@@ -102,14 +105,16 @@ class PersonIndex:
         self._parameters = parameters
 
     def _mac(self, text: str) -> str:
-        return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(text.encode())
+        return mac.hexdigest()
 
     def _hash(self, key: MatchKey) -> str:
         return self._mac(key.text)
 
     def hashed_tokens(self, person: PersonIdentity) -> dict[str, str]:
         """The record's comparison tokens as keyed hashes (empty tokens stay empty: "unknown")."""
-        return keyed_tokens(person_tokens(person), self._secret)
+        return self._keyer(person_tokens(person))
 
     def link(self, system: str, record_id: str, person: PersonIdentity, now: datetime, *,
              conn: Connection | None = None) -> Link:
@@ -147,9 +152,13 @@ class PersonIndex:
         return links
 
     def _probabilistic(
-        self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str]
+        self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str],
+        rejected: set[tuple[str, str, str]],
     ) -> tuple[Link, tuple[str, str, str, Score, str] | None]:
-        """Score candidates sharing a block; return the decision and, for review, the best candidate."""
+        """Score candidates sharing a block; return the decision and, for review, the best candidate.
+
+        ``rejected`` holds the (system, record id, candidate shared id) pairs a reviewer already rejected.
+        """
         best = self.best_candidate(conn, tokens, blocks)
         if best is None:
             return Link(new_shared_id(), "new"), None
@@ -159,7 +168,7 @@ class PersonIndex:
         if probability >= self.thresholds.link and not conflict:
             return Link(cand_shared, "probabilistic", probability), None
         if probability >= self.thresholds.review or (probability >= self.thresholds.link and conflict):
-            if self._rejected(conn, system, record_id, cand_shared):
+            if (system, record_id, cand_shared) in rejected:
                 return Link(new_shared_id(), "new", probability), None
             reason = conflict or "score between the review and link thresholds"
             return Link(new_shared_id(), "review", probability), (cand_system, cand_record, cand_shared,
@@ -176,23 +185,24 @@ class PersonIndex:
         """
         if not blocks:
             return None
-        by_record: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-        shared: dict[tuple[str, str], str] = {}
-        # One round trip: the candidates (at most MAX_CANDIDATES records), their shared ids and their tokens.
-        for row in conn.execute(_CANDIDATES, {"blocks": list(dict.fromkeys(blocks))}):
-            key = (row.system, row.record_id)
-            by_record[key][row.token] = row.token_hash
-            shared[key] = row.shared_id
+        unique = tuple(dict.fromkeys(blocks))
+        # One round trip, one row per candidate (at most MAX_CANDIDATES records): its shared id and its
+        # comparison tokens packed into one string. The hot query of linking (once per record that reaches
+        # this tier), so it goes straight to the driver's cursor in the connection's open transaction: no
+        # statement compiled per call, no result wrapper, and a row per candidate instead of one per token.
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(_candidates_sql(conn.dialect.name, conn.dialect.paramstyle, len(unique)), unique)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         best = None
-        for key in sorted(by_record):
-            result = score(tokens, by_record[key], self._parameters)
+        scorer = Scorer(tokens, self._parameters)
+        for system, record_id, shared_id, packed in sorted(rows):
+            result = scorer(dict(item.split(_PAIR, 1) for item in packed.split(_ITEM)))
             if best is None or result.weight > best[3].weight:
-                best = (key[0], key[1], shared[key], result)
+                best = (system, record_id, shared_id, result)
         return best
-
-    def _rejected(self, conn: Connection, system: str, record_id: str, candidate_shared: str) -> bool:
-        return conn.execute(_REJECTED, {"system": system, "record_id": record_id,
-                                        "candidate": candidate_shared}).first() is not None
 
     def count_persons(self) -> int:
         """How many distinct shared ids the index holds (retired ids included)."""
@@ -210,24 +220,39 @@ _CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
     crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
 _KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
     person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
-_candidate = (select(person_blocks.c.system, person_blocks.c.record_id)
-              .where(person_blocks.c.block_hash.in_(bindparam("blocks", expanding=True)))
-              .distinct().limit(MAX_CANDIDATES).subquery("candidate"))
-_CANDIDATES = (
-    select(_candidate.c.system, _candidate.c.record_id, crosswalk.c.shared_id, person_record_tokens.c.token,
-           person_record_tokens.c.token_hash)
-    .join_from(_candidate, crosswalk, and_(crosswalk.c.system == _candidate.c.system,
-                                           crosswalk.c.record_id == _candidate.c.record_id))
-    .join(person_record_tokens, and_(person_record_tokens.c.system == _candidate.c.system,
-                                     person_record_tokens.c.record_id == _candidate.c.record_id))
-)
-"""Candidates sharing a blocking value, with the shared id and tokens of each (records lacking either are no
-candidates: they could not be scored or joined)."""
+_PAIR, _ITEM = "=", ","
+"""Separators of a packed candidate: token names are identifiers, token hashes hex digits and spaces."""
+
+
+@lru_cache(maxsize=None)
+def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
+    """The candidate query for ``count`` blocking values: (system, record id, shared id, packed tokens).
+
+    Candidates are the records sharing a blocking value, at most MAX_CANDIDATES, chosen by the same
+    subquery as the SQLAlchemy statement this replaced (so a block larger than that yields the same ones),
+    with their shared id and comparison tokens (``key:`` tokens, which no comparison reads, are left out).
+    Records lacking either are no candidates: they could not be scored or joined.
+    """
+    mark = "?" if paramstyle == "qmark" else "%s"
+    pack = (f"string_agg(t.token || '{_PAIR}' || t.token_hash, '{_ITEM}')" if dialect == "postgresql"
+            else f"group_concat(t.token || '{_PAIR}' || t.token_hash, '{_ITEM}')")
+    return (
+        f"SELECT c.system, c.record_id, x.shared_id, {pack} "
+        f"FROM (SELECT DISTINCT {person_blocks.name}.system AS system, {person_blocks.name}.record_id AS record_id "
+        f"FROM {person_blocks.name} WHERE {person_blocks.name}.block_hash IN ({', '.join([mark] * count)}) "
+        f"LIMIT {MAX_CANDIDATES}) AS c "
+        f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id "
+        f"JOIN {person_record_tokens.name} AS t ON t.system = c.system AND t.record_id = c.record_id "
+        f"WHERE substr(t.token, 1, 4) <> 'key:' "
+        f"GROUP BY c.system, c.record_id, x.shared_id"
+    )
+
+
 _BLOCKS_OF = select(person_blocks.c.block_hash).where(
     person_blocks.c.block_hash.in_(bindparam("blocks", expanding=True))).distinct()
-_REJECTED = select(person_reviews.c.id).where(
-    person_reviews.c.system == bindparam("system"), person_reviews.c.record_id == bindparam("record_id"),
-    person_reviews.c.candidate_shared_id == bindparam("candidate"), person_reviews.c.status == "rejected")
+_REJECTED_OF = select(person_reviews.c.record_id, person_reviews.c.candidate_shared_id).where(
+    person_reviews.c.system == bindparam("system"),
+    person_reviews.c.record_id.in_(bindparam("record_ids", expanding=True)), person_reviews.c.status == "rejected")
 _WRITE_ORDER = (persons, crosswalk, person_keys, person_record_tokens, person_blocks, person_reviews)
 _INSERT = {table: insert(table) for table in _WRITE_ORDER}
 
@@ -254,9 +279,16 @@ class _Batch:
         self._waiting_blocks: set[str] = set()
         self._blocks: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}  # plain tokens, block hashes
         self._stored_blocks: set[str] = set()  # blocking values in the index: stored before, or by this batch
+        self._rejected: set[tuple[str, str, str]] = set()  # (system, record id, candidate shared id)
 
     def prefetch(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
-        """Read the crosswalk entries and the match keys of every record in a few queries."""
+        """Read the crosswalk entries, match keys, stored blocks and rejected pairs of the records, in a few queries.
+
+        Rejected review pairs are read for the records missing from the crosswalk (only those can reach the
+        probabilistic tier). A review, hence a rejection, exists only for a record already in the crosswalk,
+        so none can appear during the batch for one of them: reading them up front decides as asking per
+        record did.
+        """
         by_system: dict[str, list[str]] = defaultdict(list)
         for system, record_id, person in records:
             by_system[system].append(record_id)
@@ -266,6 +298,11 @@ class _Batch:
             for part in chunks(list(dict.fromkeys(record_ids))):
                 for row in self._conn.execute(_CROSSWALK_OF, {"system": system, "record_ids": list(part)}):
                     self._crosswalk[(system, row.record_id)] = row.shared_id
+        for system, record_ids in by_system.items():
+            unlinked = [r for r in dict.fromkeys(record_ids) if (system, r) not in self._crosswalk]
+            for part in chunks(unlinked):
+                for row in self._conn.execute(_REJECTED_OF, {"system": system, "record_ids": list(part)}):
+                    self._rejected.add((system, row.record_id, row.candidate_shared_id))
         hashes = list(dict.fromkeys(h for hashed in self._hashed.values() for h, _ in hashed))
         for part in chunks(hashes):
             for row in self._conn.execute(_KEYS_OF, {"hashes": list(part)}):
@@ -288,7 +325,7 @@ class _Batch:
         hashed = self._hashed[(system, record_id)]
         found = {h: self._keys[h] for h, _ in hashed if h in self._keys}
         plain, blocks = self._blocks[(system, record_id)]
-        tokens = keyed_tokens(plain, index._secret)
+        tokens = index._keyer(plain)
         link = next((Link(found[h], k.kind) for h, k in hashed if h in found), None)  # strongest first
         review = None
         if link is None:
@@ -297,7 +334,7 @@ class _Batch:
             else:
                 if not self._waiting_blocks.isdisjoint(blocks):
                     self.write()  # the search must see the earlier records it could match
-                link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks)
+                link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks, self._rejected)
         rows = self._rows
         if link.rule in ("new", "review"):
             rows[persons].append({"shared_id": link.shared_id, "created_at": now})

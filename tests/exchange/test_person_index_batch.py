@@ -11,11 +11,22 @@ import random
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from exchange.identity import synthetic
-from exchange.state.db import crosswalk, open_engine, person_blocks, person_keys, person_record_tokens, person_reviews
+from exchange.state.db import (
+    crosswalk,
+    open_engine,
+    person_blocks,
+    person_events,
+    person_keys,
+    person_record_tokens,
+    person_reviews,
+    persons,
+)
 from exchange.state.person_index import PersonIndex, Thresholds
+from transforms.identity_comparisons import blocking_values, score
+from transforms.identity_normalise import person_tokens
 from transforms.model import PersonIdentity
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
@@ -122,3 +133,105 @@ def test_link_many_on_postgresql_matches_one_by_one_on_sqlite(tmp_path):
         got = _canonical(batched, records, many)
         many._engine.dispose()
     assert got == _canonical(singles, records, one)
+
+
+def _reference_best(index: PersonIndex, conn, tokens, blocks):
+    """The best candidate found the slow, obvious way: read the whole index, score every record sharing a block."""
+    wanted = set(blocks)
+    found = sorted({(r.system, r.record_id) for r in conn.execute(select(person_blocks)) if r.block_hash in wanted})
+    shared = {(r.system, r.record_id): r.shared_id for r in conn.execute(select(crosswalk))}
+    stored: dict[tuple[str, str], dict[str, str]] = {}
+    for r in conn.execute(select(person_record_tokens)):
+        stored.setdefault((r.system, r.record_id), {})[r.token] = r.token_hash
+    best = None
+    for key in found:
+        if key in shared and key in stored:
+            result = score(tokens, stored[key], index._parameters)
+            if best is None or result.weight > best[3].weight:
+                best = (*key, shared[key], result)
+    return best
+
+
+def _check_candidate_search(index: PersonIndex, probes) -> None:
+    """``best_candidate`` (one packed row per candidate, Scorer) equals the reference on every probe."""
+    several = 0
+    with index._engine.connect() as conn:
+        for _, _, person in probes:
+            tokens = index.hashed_tokens(person)
+            blocks = [index._mac(f"block:{value}") for value in blocking_values(person_tokens(person))]
+            got, expected = index.best_candidate(conn, tokens, blocks), _reference_best(index, conn, tokens, blocks)
+            assert (got is None) == (expected is None)
+            if got is not None:
+                assert got[:3] == expected[:3]
+                assert (got[3].weight, dict(got[3].gammas)) == (expected[3].weight, dict(expected[3].gammas))
+            wanted = set(blocks)
+            several += len({(r.system, r.record_id) for r in conn.execute(select(person_blocks))
+                            if r.block_hash in wanted}) >= 2
+    assert several >= len(probes) // 4, several  # the searches had candidates to choose between
+
+
+def test_candidate_search_equals_scoring_the_whole_index(tmp_path):
+    records = _records(400)
+    index = _index(tmp_path / "index.db")
+    index.link_many(records[:320], NOW)
+    _check_candidate_search(index, records[320:])
+
+
+@pytest.fixture
+def pg_index(postgres_state_url):
+    """A person index on this module's PostgreSQL server, its person tables emptied first."""
+    engine = open_engine(postgres_state_url)
+    with engine.begin() as conn:  # review ids restart too: the comparisons include them
+        conn.exec_driver_sql("TRUNCATE " + ", ".join(t.name for t in (
+            person_reviews, person_events, person_blocks, person_record_tokens, person_keys, crosswalk, persons))
+            + " RESTART IDENTITY")
+    yield PersonIndex(engine, SECRET, exchange="county", thresholds=Thresholds(link=0.99, review=0.05))
+    engine.dispose()
+
+
+def test_candidate_search_on_postgresql_equals_scoring_the_whole_index(pg_index):
+    records = _records(400)
+    pg_index.link_many(records[:320], NOW)
+    _check_candidate_search(pg_index, records[320:])
+
+
+def test_one_batch_on_postgresql_whose_records_match_each_other(tmp_path, pg_index):
+    """One transaction holding nicknames, typos, twins and repeats of the same people: each record's search
+    must see the rows the batch wrote before it, as linking one by one on SQLite does."""
+    records = _records(240)
+    one = _index(tmp_path / "one.db")
+    singles = [one.link(system, record_id, person, NOW) for system, record_id, person in records]
+    batched = pg_index.link_many(records, NOW)
+    assert _canonical(batched, records, pg_index) == _canonical(singles, records, one)
+    assert {"probabilistic", "review"} <= {link.rule for link in batched}
+
+
+def test_a_rejected_pair_is_not_queued_again_by_link_many(tmp_path):
+    """A record whose review was rejected, linked again after an operator purged it from the index (its
+    crosswalk entry, match keys, tokens and blocks), is not queued against the same person again: batched
+    as one by one."""
+    outcomes = []
+    for name, batch in (("one", False), ("many", True)):
+        index = _index(tmp_path / f"{name}.db")
+        records = _records(200)
+        index.link_many(records, NOW)
+        with index._engine.begin() as conn:
+            reviewed = [(r.id, r.system, r.record_id) for r in conn.execute(select(person_reviews))]
+            assert len(reviewed) >= 3
+            for review_id, system, record_id in reviewed:
+                conn.execute(update(person_reviews).where(person_reviews.c.id == review_id).values(status="rejected"))
+                conn.execute(delete(person_keys).where(person_keys.c.key_hash.in_(
+                    select(person_record_tokens.c.token_hash).where(
+                        person_record_tokens.c.system == system, person_record_tokens.c.record_id == record_id,
+                        person_record_tokens.c.token.like("key:%")))))
+                for table in (crosswalk, person_record_tokens, person_blocks):
+                    conn.execute(delete(table).where(table.c.system == system, table.c.record_id == record_id))
+        again = [r for r in records if any(r[:2] == (s, i) for _, s, i in reviewed)]
+        links = index.link_many(again, NOW) if batch else [index.link(*r, NOW) for r in again]
+        # Scored into the review band, but the pair was rejected: a new person, no second item (which the
+        # unique (record, candidate) constraint would refuse anyway).
+        assert sum(link.rule == "new" and link.probability >= index.thresholds.review for link in links) >= 3
+        with index._engine.connect() as conn:
+            assert len(conn.execute(select(person_reviews)).all()) == len(reviewed)
+        outcomes.append([(link.rule, link.probability) for link in links])
+    assert outcomes[0] == outcomes[1]
