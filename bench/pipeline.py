@@ -1,7 +1,8 @@
 """The whole pipeline per stage and end to end vs the cryptographic floor and a per-file shell script.
 
 Run: ``.venv/bin/python -m bench.pipeline [--records 2000] [--sample 50] [--workers 2]`` (one size, every
-stage), or ``.venv/bin/python -m bench.pipeline --scale 10000,100000,1000000 [--workers 2]`` (scaling).
+stage), or ``.venv/bin/python -m bench.pipeline --scale 10000,100000,1000000 [--workers 2 [--machine]]``
+(scaling).
 
 One size (``--records``), all in this process on the same generated data:
 
@@ -35,6 +36,11 @@ measures (step 2 only, plus step 6 with ``--workers``), so each size's peak RSS
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in the measuring process, after the run) is that size's
 own. We print, per size, the end-to-end time per message and the peak RSS, each as a ratio of the smallest
 size's (near-linear time: time ratios near 1.00; flat memory: RSS ratios near 1.00).
+
+With ``--scale ... --workers N --machine`` each size is timed the way ``niem-exchange run --workers N`` runs
+on the whole machine instead: plan, every window processed over N worker processes, then delivery in the
+parent, wall time from the plan to the last receipt (the one-core run is skipped, so 1,000,000 bookings take
+one run, not two). Peak RSS is then the larger of the parent's and the largest worker's.
 
 Rates are messages (or records, for read) per second of wall time, on one core except step 6. Results and the
 bottlenecks they point at: bench/RESULTS.md.
@@ -141,6 +147,9 @@ class Result:
     pooled_cpu: float = 0.0  # CPU seconds the workers spent in process_window, all together
     pooled_messages: int = 0
     pooled_same_ids: bool = False
+    pooled_delivery: float = 0.0  # seconds of the delivery after the pooled process stage (in this process)
+    peak_rss_workers_mb: float = 0.0  # the largest peak RSS of any child process (the workers), after the pool
+    machine: bool = False  # measured as ``niem-exchange run --workers N`` only (no one-core run)
 
 
 def _peak_rss_mb() -> float:
@@ -218,11 +227,11 @@ def _worker_process(key: str) -> float:
     return time.process_time() - started
 
 
-def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, tuple[int, str]]:
+def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, float, tuple[int, str]]:
     """plan here, process every window over ``workers`` processes, deliver here.
 
-    Returns (seconds for plan + process, CPU seconds of the workers in process_window, (messages delivered,
-    digest of their ids)).
+    Returns (seconds for plan + process, seconds for the delivery, CPU seconds of the workers in
+    process_window, (messages delivered, digest of their ids)).
     """
     # Opened here first: it creates the state database's tables, which workers opening a fresh database at
     # the same moment would race to create.
@@ -239,9 +248,10 @@ def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, tuple
             keys = pipeline.plan(ex)
             cpu = sum(pool.map(_worker_process, keys))
             processed = time.perf_counter() - started
+        started = time.perf_counter()
         for recipient in ex.config.recipients:
             pipeline.deliver(ex, recipient.id)
-        return processed, cpu, _delivered(ex)
+        return processed, time.perf_counter() - started, cpu, _delivered(ex)
     finally:
         ex.close()
 
@@ -395,18 +405,28 @@ def _shell(documents: list[etree._Element], ex: Exchange, pki, directory: Path) 
     return (time.perf_counter() - started) / len(files)
 
 
-def _run_end_to_end(result: Result, root: Path, drop: Path, pki, workers: int) -> None:
-    """Steps 2 and 6 of the module docstring into ``result``: end to end on one core, then the process pool."""
-    home, config = _home(root, "end-to-end", drop, pki)
+def _run_end_to_end(result: Result, root: Path, drop: Path, pki, workers: int, machine: bool = False) -> None:
+    """Steps 2 and 6 of the module docstring into ``result``: end to end on one core, then the process pool.
+
+    ``machine``: the pool only, timed end to end as ``niem-exchange run --workers N`` runs (plan and process
+    over the pool, then delivery here); the one-core run is skipped.
+    """
     result.peak_rss_before_mb = _peak_rss_mb()
-    (result.opening, result.end_to_end, result.processing, result.processing_cpu, result.messages,
-     result.delivered) = _end_to_end(config, home)
+    if not machine:
+        home, config = _home(root, "end-to-end", drop, pki)
+        (result.opening, result.end_to_end, result.processing, result.processing_cpu, result.messages,
+         result.delivered) = _end_to_end(config, home)
     result.peak_rss_after_mb = _peak_rss_mb()
     if workers > 1:
         home, config = _home(root, f"workers-{workers}", drop, pki)
         result.workers = workers
-        result.pooled_processing, result.pooled_cpu, pooled = _pooled(config, home, workers)
+        result.pooled_processing, result.pooled_delivery, result.pooled_cpu, pooled = _pooled(config, home, workers)
         result.pooled_messages, result.pooled_same_ids = pooled[0], pooled == result.delivered
+        result.peak_rss_after_mb = _peak_rss_mb()
+        result.peak_rss_workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if machine:
+        result.machine = True
+        result.messages, result.end_to_end = pooled[0], result.pooled_processing + result.pooled_delivery
 
 
 def _pki(root: Path):
@@ -440,12 +460,12 @@ def measure(records: int, sample: int, workers: int = 1) -> Result:
     return result
 
 
-def measure_drop(drop: Path, records: int, workers: int) -> Result:
+def measure_drop(drop: Path, records: int, workers: int, machine: bool = False) -> Result:
     """Steps 2 and 6 only, on a drop another process generated (``--scale``: nothing else in this process)."""
     result = Result(records)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-size-") as tmp:
         root = Path(tmp)
-        _run_end_to_end(result, root, drop, _pki(root), workers)
+        _run_end_to_end(result, root, drop, _pki(root), workers, machine)
     return result
 
 
@@ -476,6 +496,11 @@ def _report_pool(result: Result) -> None:
     """The process stage on one core vs over ``workers`` processes, if it was measured."""
     if result.workers < 2:
         return
+    if result.machine:
+        print(f"  {result.workers} workers: plan + process {result.pooled_processing:.1f} s "
+              f"({result.pooled_cpu:.1f} CPU seconds in the workers), delivery {result.pooled_delivery:.1f} s; "
+              f"peak RSS {result.peak_rss_after_mb:.0f} MB here, {result.peak_rss_workers_mb:.0f} MB the largest worker")
+        return
     one, many = result.processing, result.pooled_processing
     print(f"process stage (plan + every window): one core {one:.1f} s ({result.messages / one:.0f} messages/s), "
           f"{result.workers} workers {many:.1f} s ({result.pooled_messages / many:.0f} messages/s): "
@@ -487,8 +512,12 @@ def _report_pool(result: Result) -> None:
           f"{result.workers} workers {result.pooled_cpu:.1f} together (in process_window only)")
 
 
-def scale(sizes: list[int], workers: int) -> list[dict]:
-    """Each size in its own processes (generate, then :func:`measure_drop`); print its lines and the ratios."""
+def scale(sizes: list[int], workers: int, machine: bool = False) -> list[dict]:
+    """Each size in its own processes (generate, then :func:`measure_drop`); print its lines and the ratios.
+
+    ``machine``: each size timed as ``niem-exchange run --workers N`` (see :func:`_run_end_to_end`), peak RSS
+    the larger of the parent's and the largest worker's.
+    """
     results = []
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-pipeline-scale-") as tmp:
@@ -496,7 +525,8 @@ def scale(sizes: list[int], workers: int) -> list[dict]:
             subprocess.run([sys.executable, "-m", "exchange.demo.generate", str(drop), "--seed", str(SEED),
                             "--bookings", str(size)], check=True, capture_output=True)
             child = subprocess.Popen([sys.executable, "-m", "bench.pipeline", "--measure-drop", str(drop),
-                                      "--records", str(size), "--workers", str(workers)],
+                                      "--records", str(size), "--workers", str(workers)]
+                                     + (["--machine"] if machine else []),
                                      stdout=subprocess.PIPE, text=True)
             found = None
             for line in child.stdout:
@@ -507,18 +537,26 @@ def scale(sizes: list[int], workers: int) -> list[dict]:
             if child.wait() != 0 or found is None:
                 raise SystemExit(f"the measuring process for {size} bookings failed")
             results.append(found)
+    for found in results:
+        found["peak_rss_mb"] = max(found["peak_rss_after_mb"], found["peak_rss_workers_mb"])
     first = results[0]
     per_first = first["end_to_end"] / first["messages"]
     print(f"\nscaling: each size generated and measured in its own processes; ratios against {first['records']} "
           "bookings (time x1.00 = linear, RSS x1.00 = flat)")
+    if machine:
+        print(f"the whole machine: plan + process over {workers} workers, then delivery, as `niem-exchange run "
+              f"--workers {workers}`; wall time")
     print(f"{'bookings':>10}{'messages':>10}{'us/message':>12}{'x time':>8}{'peak RSS MB':>13}{'x RSS':>7}"
-          + (f"{'1 core s':>10}{f'{workers} workers s':>13}{'speed-up':>10}" if workers > 1 else ""))
+          + (f"{'1 core s':>10}{f'{workers} workers s':>13}{'speed-up':>10}" if workers > 1 and not machine else "")
+          + (f"{'wall':>10}" if machine else ""))
     for result in results:
         per = result["end_to_end"] / result["messages"]
-        rss = result["peak_rss_after_mb"]
+        rss = result["peak_rss_mb"]
         line = (f"{result['records']:>10}{result['messages']:>10}{per * 1e6:>12.0f}{per / per_first:>8.2f}"
-                f"{rss:>13.0f}{rss / first['peak_rss_after_mb']:>7.2f}")
-        if workers > 1:
+                f"{rss:>13.0f}{rss / first['peak_rss_mb']:>7.2f}")
+        if machine:
+            line += f"{result['end_to_end'] / 60:>8.1f} min"
+        elif workers > 1:
             line += (f"{result['processing']:>10.1f}{result['pooled_processing']:>13.1f}"
                      f"{result['processing'] / result['pooled_processing']:>9.2f}x"
                      + ("" if result["pooled_same_ids"] else "  (different message ids!)"))
@@ -539,18 +577,24 @@ def main(argv: list[str] | None = None) -> None:
                                                     "in its own processes, end to end only, with the ratios")
     parser.add_argument("--workers", type=int, default=1, help="also run the process stage over this many "
                                                                "processes and print the ratio (default 1: no)")
+    parser.add_argument("--machine", action="store_true", help="with --scale and --workers N: time each size "
+                        "as `niem-exchange run --workers N` does (process over N workers, deliver), skip the "
+                        "one-core run")
     parser.add_argument("--measure-drop", type=Path, help=argparse.SUPPRESS)  # --scale's measuring process
     args = parser.parse_args(argv)
     if args.measure_drop:
-        result = measure_drop(args.measure_drop, args.records, args.workers)
+        result = measure_drop(args.measure_drop, args.records, args.workers, args.machine)
         print(f"{args.records} bookings: {result.messages} messages end to end in {result.end_to_end:.1f} s "
               f"({result.messages / result.end_to_end:.0f}/s), peak RSS {result.peak_rss_after_mb:.0f} MB")
         _report_pool(result)
         fields = ("records", "messages", "end_to_end", "processing", "processing_cpu", "peak_rss_after_mb",
-                  "workers", "pooled_processing", "pooled_cpu", "pooled_same_ids")
+                  "workers", "pooled_processing", "pooled_cpu", "pooled_same_ids", "pooled_delivery",
+                  "peak_rss_workers_mb")
         print(_RESULT + json.dumps({name: getattr(result, name) for name in fields}), flush=True)
     elif args.scale:
-        scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers)
+        if args.machine and args.workers < 2:
+            parser.error("--machine needs --workers 2 or more")
+        scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers, args.machine)
     else:
         report(measure(args.records, args.sample, args.workers))
     sys.stdout.flush()

@@ -31,3 +31,13 @@ def test_pipeline_bench_scale_runs_each_size_in_its_own_process_and_compares_wor
     assert "single vs 2 workers; same message ids delivered: yes" in out
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["50"] and ":" not in line)
     assert row[3] == "1.00" and row[5] == "1.00"  # the smallest size is its own baseline
+
+
+def test_pipeline_bench_machine_scale_times_only_the_pooled_run(capsys):
+    # As `niem-exchange run --workers 2`: no one-core run; the messages delivered are counted.
+    pipeline.main(["--scale", "50", "--workers", "2", "--machine"])
+    out = capsys.readouterr().out
+    assert "2 workers: plan + process" in out and "the largest worker" in out
+    assert "single vs" not in out  # the one-core run was skipped
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["50"] and ":" not in line)
+    assert int(row[1]) > 0 and row[3] == "1.00" and row[5] == "1.00"
