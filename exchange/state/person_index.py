@@ -23,14 +23,14 @@ import hmac
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select
+from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, select
 
-from exchange.state.bulk import begin_write, chunks, insert_new
+from exchange.state.bulk import begin_write, chunks
 from exchange.state.db import (
     crosswalk,
     person_blocks,
@@ -199,7 +199,8 @@ class PersonIndex:
         best = None
         scorer = Scorer(tokens, self._parameters)
         for system, record_id, shared_id, packed in sorted(rows):
-            result = scorer(dict(item.split(_PAIR, 1) for item in packed.split(_ITEM)))
+            parts = packed.split(_SEPARATOR)  # name, hash, name, hash, ...
+            result = scorer(dict(zip(parts[::2], parts[1::2])))
             if best is None or result.weight > best[3].weight:
                 best = (system, record_id, shared_id, result)
         return best
@@ -220,8 +221,9 @@ _CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
     crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
 _KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
     person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
-_PAIR, _ITEM = "=", ","
-"""Separators of a packed candidate: token names are identifiers, token hashes hex digits and spaces."""
+_SEPARATOR = ","
+"""Between the names and hashes of a packed candidate's tokens: names are identifiers, hashes hex digits and
+spaces."""
 
 
 @lru_cache(maxsize=None)
@@ -230,12 +232,13 @@ def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
 
     Candidates are the records sharing a blocking value, at most MAX_CANDIDATES, chosen by the same
     subquery as the SQLAlchemy statement this replaced (so a block larger than that yields the same ones),
-    with their shared id and comparison tokens (``key:`` tokens, which no comparison reads, are left out).
+    with their shared id and comparison tokens (``key:`` tokens, which no comparison reads, are left out;
+    a record found by a blocking value has comparison tokens, the ones its blocking value is made of).
     Records lacking either are no candidates: they could not be scored or joined.
     """
     mark = "?" if paramstyle == "qmark" else "%s"
-    pack = (f"string_agg(t.token || '{_PAIR}' || t.token_hash, '{_ITEM}')" if dialect == "postgresql"
-            else f"group_concat(t.token || '{_PAIR}' || t.token_hash, '{_ITEM}')")
+    pair = f"t.token || '{_SEPARATOR}' || t.token_hash"
+    pack = f"string_agg({pair}, '{_SEPARATOR}')" if dialect == "postgresql" else f"group_concat({pair}, '{_SEPARATOR}')"
     return (
         f"SELECT c.system, c.record_id, x.shared_id, {pack} "
         f"FROM (SELECT DISTINCT {person_blocks.name}.system AS system, {person_blocks.name}.record_id AS record_id "
@@ -254,7 +257,6 @@ _REJECTED_OF = select(person_reviews.c.record_id, person_reviews.c.candidate_sha
     person_reviews.c.system == bindparam("system"),
     person_reviews.c.record_id.in_(bindparam("record_ids", expanding=True)), person_reviews.c.status == "rejected")
 _WRITE_ORDER = (persons, crosswalk, person_keys, person_record_tokens, person_blocks, person_reviews)
-_INSERT = {table: insert(table) for table in _WRITE_ORDER}
 
 
 class _Batch:
@@ -367,13 +369,51 @@ class _Batch:
         return link
 
     def write(self) -> None:
-        """Insert the waiting rows, one executemany per table."""
-        dialect = self._conn.dialect.name
-        for table in _WRITE_ORDER:
-            rows = self._rows[table]
-            if rows:
-                # A key another writer stored meanwhile is kept as it is (first writer wins).
-                statement = insert_new(table, dialect) if table is person_keys else _INSERT[table]
-                self._conn.execute(statement, rows)
-                self._rows[table] = []
+        """Insert the waiting rows, one executemany per table.
+
+        A batch of 100 records writes some 3,000 rows, so they go to the driver's ``executemany`` as they
+        are, with the column types' own conversions applied (SQLite stores date-times as SQLAlchemy formats
+        them): the same rows the SQLAlchemy statements wrote, without building each row's parameters anew.
+        """
+        conn = self._conn
+        cursor = conn.connection.cursor()
+        try:
+            for table in _WRITE_ORDER:
+                rows = self._rows[table]
+                if rows:
+                    sql, conversions = _insert_of(table, tuple(rows[0]), conn.dialect)
+                    for column, convert in conversions:
+                        for row in rows:
+                            row[column] = convert(row[column])
+                    cursor.executemany(sql, rows)
+                    self._rows[table] = []
+        finally:
+            cursor.close()
         self._waiting_blocks.clear()
+
+
+_INSERTS: dict[tuple[Table, tuple[str, ...], str, str], tuple[str, tuple[tuple[str, Callable], ...]]] = {}
+
+
+def _insert_of(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[tuple[str, Callable], ...]]:
+    """The driver-level INSERT of ``columns`` into ``table`` (named parameters) and the conversions to apply.
+
+    ``person_keys`` rows a concurrent writer stored first are skipped (``ON CONFLICT DO NOTHING``, on SQLite
+    and PostgreSQL alike): first writer wins. Built once per table, columns and dialect.
+    """
+    key = (table, columns, dialect.name, dialect.paramstyle)
+    if key not in _INSERTS:
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"the person index does not write to {dialect.name} databases")
+        mark = ":{}" if dialect.paramstyle in ("qmark", "named") else "%({})s"
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+               f"VALUES ({', '.join(mark.format(c) for c in columns)})")
+        if table is person_keys:
+            sql += " ON CONFLICT DO NOTHING"
+        conversions = []
+        for column in columns:
+            convert = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+            if convert is not None:
+                conversions.append((column, convert))
+        _INSERTS[key] = (sql, tuple(conversions))
+    return _INSERTS[key]
