@@ -199,6 +199,8 @@ class PersonIndex:
         best = None
         scorer = Scorer(tokens, self._parameters)
         for system, record_id, shared_id, packed in sorted(rows):
+            if packed is None:
+                continue  # no tokens stored: nothing to score
             parts = packed.split(_SEPARATOR)  # name, hash, name, hash, ...
             result = scorer(dict(zip(parts[::2], parts[1::2])))
             if best is None or result.weight > best[3].weight:
@@ -221,9 +223,13 @@ _CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
     crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
 _KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
     person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
+PACKED_TOKENS = "packed"
+"""The ``person_record_tokens`` row holding all of a record's comparison tokens: ``name,hash,name,hash,...``.
+
+Records linked before this row existed have one row per comparison token instead; the candidate search reads
+either. Match keys keep one row each (``key:<kind>``)."""
 _SEPARATOR = ","
-"""Between the names and hashes of a packed candidate's tokens: names are identifiers, hashes hex digits and
-spaces."""
+"""Between the names and hashes of packed tokens: names are identifiers, hashes hex digits and spaces."""
 
 
 @lru_cache(maxsize=None)
@@ -232,22 +238,27 @@ def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
 
     Candidates are the records sharing a blocking value, at most MAX_CANDIDATES, chosen by the same
     subquery as the SQLAlchemy statement this replaced (so a block larger than that yields the same ones),
-    with their shared id and comparison tokens (``key:`` tokens, which no comparison reads, are left out;
-    a record found by a blocking value has comparison tokens, the ones its blocking value is made of).
-    Records lacking either are no candidates: they could not be scored or joined.
+    with their shared id and comparison tokens: the :data:`PACKED_TOKENS` row, or for a record linked
+    before that row existed its token rows packed alike by the database (``key:`` tokens, which no
+    comparison reads, left out). The fallback runs only where the packed row is missing (``COALESCE``
+    evaluates its arguments in order, as far as needed, on SQLite and PostgreSQL). Records lacking a
+    crosswalk entry or tokens are no candidates (NULL tokens: the caller skips them): they could not be
+    joined or scored.
     """
     mark = "?" if paramstyle == "qmark" else "%s"
     pair = f"t.token || '{_SEPARATOR}' || t.token_hash"
     pack = f"string_agg({pair}, '{_SEPARATOR}')" if dialect == "postgresql" else f"group_concat({pair}, '{_SEPARATOR}')"
+    tokens = person_record_tokens.name
     return (
-        f"SELECT c.system, c.record_id, x.shared_id, {pack} "
+        f"SELECT c.system, c.record_id, x.shared_id, COALESCE(p.token_hash, "
+        f"(SELECT {pack} FROM {tokens} AS t WHERE t.system = c.system AND t.record_id = c.record_id "
+        f"AND substr(t.token, 1, 4) <> 'key:')) "
         f"FROM (SELECT DISTINCT {person_blocks.name}.system AS system, {person_blocks.name}.record_id AS record_id "
         f"FROM {person_blocks.name} WHERE {person_blocks.name}.block_hash IN ({', '.join([mark] * count)}) "
         f"LIMIT {MAX_CANDIDATES}) AS c "
         f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id "
-        f"JOIN {person_record_tokens.name} AS t ON t.system = c.system AND t.record_id = c.record_id "
-        f"WHERE substr(t.token, 1, 4) <> 'key:' "
-        f"GROUP BY c.system, c.record_id, x.shared_id"
+        f"LEFT JOIN {tokens} AS p ON p.system = c.system AND p.record_id = c.record_id "
+        f"AND p.token = '{PACKED_TOKENS}'"
     )
 
 
@@ -358,8 +369,12 @@ class _Batch:
                 self._keys[key_hash] = link.shared_id
                 rows[person_keys].append({"key_hash": key_hash, "kind": key.kind, "strength": key.strength,
                                           "shared_id": link.shared_id})
-        rows[person_record_tokens] += [{"system": system, "record_id": record_id, "token": name, "token_hash": value}
-                                       for name, value in tokens.items() if value]
+        # The comparison tokens in one row (the candidate search reads a record's tokens in one row, not one
+        # per token); the match keys one row each, as merges and splits read them.
+        packed = _SEPARATOR.join(f"{name}{_SEPARATOR}{value}" for name, value in tokens.items() if value)
+        if packed:
+            rows[person_record_tokens].append({"system": system, "record_id": record_id, "token": PACKED_TOKENS,
+                                               "token_hash": packed})
         rows[person_record_tokens] += [{"system": system, "record_id": record_id, "token": f"key:{key.kind}",
                                         "token_hash": key_hash} for key_hash, key in hashed]
         unique_blocks = list(dict.fromkeys(blocks))

@@ -24,7 +24,7 @@ from exchange.state.db import (
     person_reviews,
     persons,
 )
-from exchange.state.person_index import PersonIndex, Thresholds
+from exchange.state.person_index import PACKED_TOKENS, PersonIndex, Thresholds
 from transforms.identity_comparisons import blocking_values, score
 from transforms.identity_normalise import person_tokens
 from transforms.model import PersonIdentity
@@ -142,7 +142,12 @@ def _reference_best(index: PersonIndex, conn, tokens, blocks):
     shared = {(r.system, r.record_id): r.shared_id for r in conn.execute(select(crosswalk))}
     stored: dict[tuple[str, str], dict[str, str]] = {}
     for r in conn.execute(select(person_record_tokens)):
-        stored.setdefault((r.system, r.record_id), {})[r.token] = r.token_hash
+        tokens_of = stored.setdefault((r.system, r.record_id), {})
+        if r.token == PACKED_TOKENS:  # name,hash,name,hash,...
+            parts = r.token_hash.split(",")
+            tokens_of.update(zip(parts[::2], parts[1::2]))
+        else:  # a match key, or a comparison token stored one per row (records linked by earlier versions)
+            tokens_of[r.token] = r.token_hash
     best = None
     for key in found:
         if key in shared and key in stored:
@@ -177,6 +182,38 @@ def test_candidate_search_equals_scoring_the_whole_index(tmp_path):
     _check_candidate_search(index, records[320:])
 
 
+def _unpack_every_other_record(engine) -> int:
+    """Store every other record's comparison tokens one row per token, as versions before the packed row did."""
+    with engine.begin() as conn:
+        packed = conn.execute(select(person_record_tokens).where(person_record_tokens.c.token == PACKED_TOKENS)
+                              .order_by(person_record_tokens.c.system, person_record_tokens.c.record_id)).all()
+        for r in packed[::2]:
+            parts = r.token_hash.split(",")
+            conn.execute(delete(person_record_tokens).where(
+                person_record_tokens.c.system == r.system, person_record_tokens.c.record_id == r.record_id,
+                person_record_tokens.c.token == PACKED_TOKENS))
+            conn.execute(person_record_tokens.insert(), [
+                {"system": r.system, "record_id": r.record_id, "token": name, "token_hash": value}
+                for name, value in zip(parts[::2], parts[1::2])])
+    return len(packed[::2])
+
+
+def test_an_index_written_by_an_earlier_version_links_as_before(tmp_path):
+    """Records whose tokens are stored one row per token (before the packed row) are found and scored the
+    same: the search equals the reference, and linking on such an index equals linking on a packed one."""
+    records = _records(420)
+    packed, mixed = _index(tmp_path / "packed.db"), _index(tmp_path / "mixed.db")
+    for index in (packed, mixed):
+        for system, record_id, person in records[:330]:
+            index.link(system, record_id, person, NOW)
+    assert _unpack_every_other_record(mixed._engine) >= 100
+    _check_candidate_search(mixed, records[330:])
+    singles = [packed.link(system, record_id, person, NOW) for system, record_id, person in records[330:]]
+    batched = mixed.link_many(records[330:], NOW)
+    got, expected = _canonical(batched, records[330:], mixed), _canonical(singles, records[330:], packed)
+    assert got[:3] + got[4:] == expected[:3] + expected[4:]  # all but the token rows, stored two ways here
+
+
 @pytest.fixture
 def pg_index(postgres_state_url):
     """A person index on this module's PostgreSQL server, its person tables emptied first."""
@@ -192,6 +229,8 @@ def pg_index(postgres_state_url):
 def test_candidate_search_on_postgresql_equals_scoring_the_whole_index(pg_index):
     records = _records(400)
     pg_index.link_many(records[:320], NOW)
+    _check_candidate_search(pg_index, records[320:])
+    assert _unpack_every_other_record(pg_index._engine) >= 100  # and with tokens stored both ways
     _check_candidate_search(pg_index, records[320:])
 
 
