@@ -61,6 +61,14 @@ def load_signing_identity(
         raise ConfigError(source, "signing", error.reason, "renew or replace the key or certificate") from None
 
 
+def read_passphrase_file(path: Path) -> str:
+    """The passphrase a file (a mounted secret) holds: one line, without the newline an editor or ``echo``
+    adds. Raises OSError or UnicodeDecodeError for a file that cannot be read as UTF-8 text."""
+    value = path.read_text(encoding="utf-8")
+    value = value[:-1] if value.endswith("\n") else value
+    return value[:-1] if value.endswith("\r") else value
+
+
 def _passphrase(source: str, home: Path, signing: SigningConfig, environ: Mapping[str, str]
                 ) -> tuple[bytes | None, str | None]:
     """(passphrase bytes or None, the setting it came from)."""
@@ -74,15 +82,12 @@ def _passphrase(source: str, home: Path, signing: SigningConfig, environ: Mappin
         setting = "signing.passphrase_file"
         path = resolve(home, signing.passphrase_file)
         try:
-            value = path.read_text(encoding="utf-8")
+            value = read_passphrase_file(path)
         except FileNotFoundError:
             raise ConfigError(source, setting, f"file {path.name!r} not found", "fix the path") from None
         except (OSError, UnicodeDecodeError):
             raise ConfigError(source, setting, f"file {path.name!r} cannot be read as UTF-8 text",
                               "check its permissions and content") from None
-        # One line: the newline an editor or `echo` adds is not part of the passphrase.
-        value = value[:-1] if value.endswith("\n") else value
-        value = value[:-1] if value.endswith("\r") else value
     else:
         return None, None
     if not value:

@@ -27,6 +27,8 @@ def receive(
     state: Path = typer.Option(None, "--state", help="Replay database (SQLite); default OUT/received.db."),
     passphrase_env: str = typer.Option(None, "--passphrase-env", help="Name of an environment variable "
                                        "holding the key's passphrase (never pass a passphrase as an argument)."),
+    passphrase_file: Path = typer.Option(None, "--passphrase-file", help="A file holding the key's passphrase "
+                                         "(one line; e.g. a mounted secret)."),
     allow_legacy_cbc: bool = typer.Option(False, "--allow-legacy-cbc", help="Accept AES-CBC/3DES content "
                                           "encryption from a legacy sender (refused by default)."),
     max_bytes: int = typer.Option(None, "--max-bytes", help="Largest message accepted (default 20 MB)."),
@@ -37,11 +39,25 @@ def receive(
     from exchange.security._received import MAX_DOCUMENT_BYTES
     from transforms.model.errors import MessageInvalidError, SecurityError
 
+    from exchange.keystore import read_passphrase_file
+
     passphrase = None
+    if passphrase_env and passphrase_file:
+        fail("give the passphrase with --passphrase-env or --passphrase-file, not both")
     if passphrase_env:
         value = os.environ.get(passphrase_env)
         if value is None:
             fail(f"--passphrase-env: environment variable {passphrase_env} is not set")
+        passphrase = value.encode()
+    elif passphrase_file:
+        try:
+            value = read_passphrase_file(passphrase_file)
+        except FileNotFoundError:
+            fail(f"--passphrase-file: file {passphrase_file} not found")
+        except (OSError, UnicodeDecodeError):
+            fail(f"--passphrase-file: file {passphrase_file} cannot be read as UTF-8 text")
+        if not value:
+            fail(f"--passphrase-file: file {passphrase_file} is empty")
         passphrase = value.encode()
     try:
         receiver = Receiver.open(key=key, trusted=trust, out_dir=out, state=state, passphrase=passphrase,

@@ -222,6 +222,32 @@ def test_cli_reads_a_passphrase_from_the_environment_only(tmp_path, security_pki
     assert missing.exit_code == 2 and "NOT_SET_ANYWHERE" in missing.output
 
 
+def test_cli_reads_a_passphrase_from_a_file_and_says_which_file_is_wrong(tmp_path, security_pki, seal):
+    key = serialization.load_pem_private_key(security_pki.recipient_key("state").read_bytes(), password=None)
+    protected = tmp_path / "state-protected.key"
+    protected.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"file-pass")))
+    message = tmp_path / "m.xml"
+    message.write_bytes(seal("msg-cli-pass-file"))
+    secret = tmp_path / "receiver.pass"
+    secret.write_text("file-pass\n")  # as `echo` writes it: the newline is not part of the passphrase
+    common = ("--trust", security_pki.signing_certificate)
+    result = run_cli("receive", message, "--key", protected, "--passphrase-file", secret, *common,
+                     "--out", tmp_path / "inbox")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "inbox" / "msg-cli-pass-file.xml").exists()
+    secret.write_text("not-the-pass\n")
+    wrong = run_cli("receive", message, "--key", protected, "--passphrase-file", secret, *common,
+                    "--out", tmp_path / "inbox2")
+    assert wrong.exit_code == 2 and "passphrase" in wrong.output and "not-the-pass" not in wrong.output
+    missing = run_cli("receive", message, "--key", protected, "--passphrase-file", tmp_path / "nope.pass",
+                      *common, "--out", tmp_path / "inbox3")
+    assert missing.exit_code == 2 and "nope.pass" in missing.output
+    both = run_cli("receive", message, "--key", protected, "--passphrase-file", secret, "--passphrase-env", "X",
+                   *common, "--out", tmp_path / "inbox4")
+    assert both.exit_code == 2 and "not both" in both.output
+
+
 # -------------------------------------------------------------------- the sender refuses expired certs
 
 
