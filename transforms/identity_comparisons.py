@@ -181,6 +181,14 @@ def score(left: Mapping[str, str], right: Mapping[str, str], parameters: Paramet
     return Score(weight, outcome)
 
 
+_LADDERS = tuple(
+    (c.name, c.key, tuple((len(c.levels) - rank, tuple((a, b, a.endswith("_del")) for a, b in level.pairs))
+                          for rank, level in enumerate(c.levels)))
+    for c in COMPARISONS
+)
+""":data:`COMPARISONS` as :class:`Scorer` walks them: (name, key, ((gamma, ((left, right, is set), ...)), ...))."""
+
+
 class Scorer:
     """:func:`score` of one record (``left``) against many: the same outcome, a fraction of the cost.
 
@@ -196,20 +204,19 @@ class Scorer:
     def __init__(self, left: Mapping[str, str], parameters: Parameters) -> None:
         self._prior = parameters.prior_weight
         self._weights = parameters.weights
+        get = left.get
         plan = []
-        for comparison in COMPARISONS:
-            if not left.get(comparison.key):
-                plan.append((comparison.name, "", ()))  # unknown whatever the candidate holds
+        for name, key, levels in _LADDERS:
+            if not get(key):
+                plan.append((name, "", ()))  # unknown whatever the candidate holds
                 continue
-            levels = []
-            for rank, level in enumerate(comparison.levels):
-                checks = []
-                for a, b in level.pairs:
-                    value = left.get(a)
-                    if value:
-                        checks.append((b, frozenset(value.split(SET_SEPARATOR)) if a.endswith("_del") else value))
-                levels.append((len(comparison.levels) - rank, tuple(checks)))
-            plan.append((comparison.name, comparison.key, tuple(levels)))
+            possible = []
+            for gamma, pairs in levels:
+                checks = tuple((b, frozenset(value.split(SET_SEPARATOR)) if is_set else value)
+                               for a, b, is_set in pairs if (value := get(a)))
+                if checks:  # a level none of whose pairs has a left token can never agree: skipped
+                    possible.append((gamma, checks))
+            plan.append((name, key, tuple(possible)))
         self._plan = tuple(plan)
 
     def __call__(self, right: Mapping[str, str]) -> Score:

@@ -63,23 +63,35 @@ class TokenKeyer:
     """:func:`keyed_tokens` under one secret for record after record: the same output, a fraction of the cost.
 
     The secret is keyed into HMAC-SHA256 once (each token then copies that state instead of keying it
-    again), and the hashes of recently seen (token name, value) pairs are remembered: names, birth years,
-    sexes and Soundex codes recur from record to record, so most tokens of a record need no hashing at
-    all. At most ``memo`` pairs are kept (the memo is emptied when it fills): they are clear values, held
-    in this process's memory as the records being linked are, and never written anywhere.
+    again), and the hashes of recently seen (token name, value) pairs, and of values hashed alone with
+    :meth:`token` (the person index's blocking values), are remembered: names, birth years, sexes and
+    Soundex codes recur from record to record, so most tokens of a record need no hashing at all. At most
+    ``memo`` entries are kept (the memo is emptied when it fills): they are clear values, held in this
+    process's memory as the records being linked are, and never written anywhere.
     """
 
     def __init__(self, secret: bytes, *, memo: int = 65536) -> None:
         if len(secret) < 32:
             raise ValueError("a linkage secret must be at least 32 bytes")
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
-        self._memo: dict[tuple[str, str], str] = {}
+        self._memo: dict[tuple[str, ...], str] = {}  # (token name, value) or (family, value, "")
         self._limit = memo
 
     def _hash(self, family: str, value: str) -> str:
         mac = self._keyed.copy()
         mac.update(f"{family}:{value}".encode())
         return mac.hexdigest()
+
+    def token(self, family: str, value: str) -> str:
+        """``keyed_token(secret, family, value)``, remembered like the tokens of :meth:`__call__`."""
+        memo = self._memo
+        hashed = memo.get((family, value, ""))
+        if hashed is None:
+            hashed = self._hash(family, value) if value else ""
+            if len(memo) >= self._limit:
+                memo.clear()
+            memo[(family, value, "")] = hashed
+        return hashed
 
     def __call__(self, tokens: Mapping[str, str]) -> dict[str, str]:
         """``keyed_tokens(tokens, secret)``."""

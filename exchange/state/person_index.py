@@ -324,7 +324,7 @@ class _Batch:
             if (system, record_id) not in self._crosswalk and (system, record_id) not in self._blocks:
                 plain = person_tokens(person)
                 self._blocks[(system, record_id)] = (
-                    plain, [self._index._mac(f"block:{value}") for value in blocking_values(plain)])
+                    plain, [self._index._keyer.token("block", value) for value in blocking_values(plain)])
         wanted = list(dict.fromkeys(b for _, blocks in self._blocks.values() for b in blocks))
         for part in chunks(wanted):
             self._stored_blocks.update(self._conn.execute(_BLOCKS_OF, {"blocks": list(part)}).scalars())

@@ -18,7 +18,7 @@ from exchange.identity import synthetic
 from exchange.identity.model import default_parameters
 from transforms.identity_comparisons import COMPARISONS, Parameters, Scorer, score
 from transforms.identity_normalise import tokens_for
-from transforms.identity_tokens import TokenKeyer, keyed_tokens
+from transforms.identity_tokens import TokenKeyer, keyed_token, keyed_tokens
 
 SECRET = b"k" * 32
 
@@ -92,6 +92,8 @@ def test_token_keyer_equals_keyed_tokens_also_after_its_memo_empties(records):
     keyer = TokenKeyer(SECRET, memo=3)  # a tiny memo: it fills and empties within one example
     for tokens in records + records:
         assert keyer(tokens) == keyed_tokens(tokens, SECRET)
+        for name, value in tokens.items():  # a family's token alone, as the person index's blocks use it
+            assert keyer.token(name, value) == keyed_token(SECRET, name, value)
 
 
 def test_token_keyer_equals_keyed_tokens_on_generated_records():
