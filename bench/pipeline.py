@@ -233,9 +233,7 @@ def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, float
     Returns (seconds for plan + process, seconds for the delivery, CPU seconds of the workers in
     process_window, (messages delivered, digest of their ids)).
     """
-    # Opened here first: it creates the state database's tables, which workers opening a fresh database at
-    # the same moment would race to create.
-    ex = open_exchange(config, home)
+    ex = open_exchange(config, home)  # the plan and the delivery run here
     context = multiprocessing.get_context("spawn")  # never fork a process that has started Saxon's VM
     try:
         with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context,

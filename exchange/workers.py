@@ -24,8 +24,8 @@ def process_windows(config: Path, home: Path, keys: Sequence[str], workers: int,
                     credentials: Mapping[str, Mapping[str, str]] | None = None) -> Iterator[WindowCounts]:
     """Process ``keys`` over ``workers`` spawned processes; yields each window's counts in the order of ``keys``.
 
-    The caller must already have opened the exchange once (that creates the state database's tables, which
-    workers opening a fresh database at the same moment would race to create). An error in any window stops
+    The caller has opened the exchange (it plans the windows); workers open their own on the same state
+    database (:func:`exchange.state.db.open_engine` lets many open a new one at once). An error in any window stops
     the run as it would in one process: windows already completed stay completed, the rest stay pending.
     """
     if workers < 1:

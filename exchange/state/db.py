@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 
 metadata = MetaData()
@@ -243,60 +246,67 @@ window_archive = Table(
 
 
 def open_engine(url: str) -> Engine:
-    """Create the engine and the tables. SQLite gets WAL and a busy timeout so parallel tasks can share it."""
+    """Create the engine and the tables. SQLite gets WAL and a busy timeout so parallel tasks can share it.
+
+    Any number of processes may open the same new database at once (Airflow's mapped tasks, ``run
+    --workers``): creating and upgrading the tables happens in one transaction that holds the database's
+    write lock on SQLite, an advisory lock on PostgreSQL, so one process creates them and the others find
+    them made (without it, two processes each saw a table missing and the second CREATE TABLE failed).
+    """
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
-    _add_new_columns(engine)
-    _move_outbox_payloads(engine)
+    with engine.begin() as conn:
+        _lock_schema(conn)
+        metadata.create_all(conn)
+        _add_new_columns(conn)
+        _move_outbox_payloads(conn)
     return engine
 
 
-def _move_outbox_payloads(engine: Engine) -> None:
+_SCHEMA_LOCK = 0x6E69656D  # "niem": the PostgreSQL advisory lock held while tables are created or upgraded
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Serialize schema work between processes, until the transaction ends."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now; a second opener waits (busy timeout)
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+
+
+def _move_outbox_payloads(conn: Connection) -> None:
     """Move payloads that an earlier version kept in ``outbox.payload`` to ``outbox_payload``, then drop it.
 
-    One transaction: either every payload has moved and the column is gone, or nothing changed (a process
-    that opened the same database at the same moment did it first, which is fine).
+    In the schema transaction: either every payload has moved and the column is gone, or nothing changed.
     """
-    from sqlalchemy import inspect, text
-    from sqlalchemy.exc import DBAPIError
-
-    if "payload" not in {c["name"] for c in inspect(engine).get_columns("outbox")}:
+    if "payload" not in {c["name"] for c in inspect(conn).get_columns("outbox")}:
         return
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO outbox_payload (message_id, payload) SELECT message_id, payload FROM outbox "
-                "WHERE payload IS NOT NULL ON CONFLICT (message_id) DO NOTHING"))
-            conn.execute(text("ALTER TABLE outbox DROP COLUMN payload"))
-    except DBAPIError:
-        if "payload" in {c["name"] for c in inspect(engine).get_columns("outbox")}:
-            raise
+    conn.execute(text("INSERT INTO outbox_payload (message_id, payload) SELECT message_id, payload FROM outbox "
+                      "WHERE payload IS NOT NULL ON CONFLICT (message_id) DO NOTHING"))
+    conn.execute(text("ALTER TABLE outbox DROP COLUMN payload"))
 
 
-def _add_new_columns(engine: Engine) -> None:
+def _add_new_columns(conn: Connection) -> None:
     """Add columns introduced since the database was created (create_all only makes missing tables).
 
     Only columns that can be added in place are: nullable ones and those with a server default (e.g. the
     ledger's ``accounting_exempt``); a state database from an earlier version keeps working.
     """
-    from sqlalchemy import inspect, text
     from sqlalchemy.schema import CreateColumn
 
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            if not inspector.has_table(table.name):
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or (not column.nullable and column.server_default is None):
                 continue
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or (not column.nullable and column.server_default is None):
-                    continue
-                ddl = CreateColumn(column).compile(dialect=engine.dialect)
-                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
