@@ -108,14 +108,17 @@ def open_exchange(
     ``credentials`` maps a connection id that a recipient names (``connection:``) to its values (host, port,
     login, password, schema and the connection's extra keys), resolved by the front end (the DAGs read
     Airflow connections); exchange/ never reads a secrets store itself. ``open_source=False``: for processes
-    that never read records (``niem-exchange serve``), so they need none of the source's credentials.
+    that never read records nor build messages (``niem-exchange serve``, which only hands out messages already
+    encrypted): the source is not opened (none of its credentials are needed) and the recipients' encryption
+    certificates are not loaded (an expired one must not stop the pull service).
     """
     config = load_config(config_path)
     home = home.resolve()
     source = (build_source(config.source, home=home, now=clock(), config_path=config_path) if open_source
               else _SourceNotOpened(str(config_path)))
     signer = load_signing_identity(config_path, home, config.signing)
-    certs = {r.id: load_recipient_certificates(config_path, home, r, now=clock()) for r in config.recipients}
+    certs = ({r.id: load_recipient_certificates(config_path, home, r, now=clock()) for r in config.recipients}
+             if open_source else {})
     policies = load_policies(config, home, config_path)  # profile errors before any state is opened
     parameters = _matching_parameters(config_path, home, config.identity.model)
     engine = open_engine(resolve_url(home, config.state_url))

@@ -155,6 +155,17 @@ def test_none_valid_refuses_to_start_naming_each(home):
     assert caught.value.key == f"recipients.{RECIPIENT}.certificate[1]"
 
 
+def test_the_pull_service_opens_although_a_recipient_certificate_expired(home):
+    """`serve` only hands out messages already encrypted: a recipient whose certificates all expired stops
+    the pipeline (above), not the service other recipients pull from."""
+    config = write_config(home, [cert(f"{RECIPIENT}-retired")])
+    ex = open_exchange(config, home, open_source=False)
+    try:
+        assert ex.recipient_certs == {} and [r.id for r in ex.config.recipients] == [RECIPIENT]
+    finally:
+        ex.close()
+
+
 def test_certificates_that_expire_while_running_are_dropped_then_encryption_refused(home):
     """Loaded while valid; per message only the ones valid now are used, and none valid refuses."""
     now = [dt.datetime.now(dt.timezone.utc)]
