@@ -38,10 +38,20 @@ class OutboxMailbox:
             for r in self._recipients.values()
         }
 
-    def pull(self, recipient: str, limit: int, now: datetime) -> Pull:
-        """Lease up to ``limit`` of ``recipient``'s due messages to it, oldest first."""
+    def pull(self, recipient: str, limit: int, now: datetime, max_bytes: int | None = None) -> Pull:
+        """Lease up to ``limit`` of ``recipient``'s due messages to it, oldest first, their payloads within
+        ``max_bytes`` together (the oldest is leased whatever its size, so a large message never blocks)."""
         box = self._outboxes[recipient]
-        claimed = box.claim_many(box.due(recipient, now)[:limit], now)
+        wanted = box.due(recipient, now)[:limit]
+        if max_bytes is not None and wanted:
+            sizes, total, taken = box.payload_sizes(wanted), 0, []
+            for message_id in wanted:
+                total += sizes.get(message_id, 0)
+                if taken and total > max_bytes:
+                    break
+                taken.append(message_id)
+            wanted = taken
+        claimed = box.claim_many(wanted, now)
         return Pull(tuple(PulledMessage(m.message_id, m.message_type, m.payload, m.sha256) for m in claimed),
                     now + box.policy.lease)
 

@@ -75,8 +75,9 @@ class Acknowledgement:
 class Mailbox(Protocol):
     """The queue behind PullMessages/AcknowledgeMessage (satisfied structurally by ``exchange``'s outbox one)."""
 
-    def pull(self, recipient: str, limit: int, now: datetime) -> Pull:
-        """Lease up to ``limit`` of ``recipient``'s waiting messages (oldest first) to the caller."""
+    def pull(self, recipient: str, limit: int, now: datetime, max_bytes: int | None = None) -> Pull:
+        """Lease up to ``limit`` of ``recipient``'s waiting messages (oldest first) to the caller, whose payloads
+        together stay within ``max_bytes`` (the oldest is leased whatever its size; None: no cap)."""
         ...
 
     def acknowledge(self, recipient: str, message_id: str, sha256: str, receipt_id: str | None,

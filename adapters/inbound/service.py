@@ -73,7 +73,7 @@ class InboundSettings:
     """What the service needs. ``trusted_signers`` are the pinned vendor certificates (PEM files).
 
     ``mailbox`` and ``pull_recipients`` enable PullMessages/AcknowledgeMessage (without them those operations
-    are refused); ``max_pull`` caps MaxMessages.
+    are refused); ``max_pull`` caps MaxMessages, ``max_pull_bytes`` the payload bytes of one response.
     """
 
     store: Path
@@ -89,6 +89,7 @@ class InboundSettings:
     mailbox: pickup.Mailbox | None = field(default=None, repr=False)
     pull_recipients: tuple[pickup.PullRecipient, ...] = ()
     max_pull: int = 100
+    max_pull_bytes: int = 16_000_000
 
 
 class InboundService:
@@ -157,7 +158,8 @@ class InboundService:
         if pulling:
             limit = pickup.read_pull(request, self.settings.max_pull)
             return self._respond(action + "Response", verified.message_id,
-                                 pickup.pull_body(mailbox.pull(recipient, limit, now)))
+                                 pickup.pull_body(mailbox.pull(recipient, limit, now,
+                                                                          max_bytes=self.settings.max_pull_bytes)))
         message_id, sha256, receipt_id = pickup.read_acknowledgement(request)
         try:
             ack = mailbox.acknowledge(recipient, message_id, sha256, receipt_id, now)

@@ -33,4 +33,7 @@ class InboundConfig(Strict):
     client_ca: str | None = Field(None, description="CA bundle client certificates must chain to (mutual TLS "
                                   "is always required); `serve --client-ca` overrides it.")
     max_pull: int = Field(100, ge=1, le=1000, description="Most messages one PullMessages call returns.")
+    max_pull_bytes: int = Field(16_000_000, ge=100_000, description="Most payload bytes one PullMessages "
+                                "response carries (base64 adds a third); the oldest waiting message is "
+                                "returned whatever its size.")
     max_bytes: int = Field(20_000_000, ge=10_000, description="Largest request accepted, in bytes.")

@@ -161,6 +161,14 @@ class Outbox:
                 found.update(conn.execute(_KNOWN, {"ids": list(part)}).scalars())
         return found
 
+    def payload_sizes(self, message_ids: Sequence[str]) -> dict[str, int]:
+        """Bytes of each of these messages' payloads (ids without a payload are left out)."""
+        found: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for part in chunks(list(dict.fromkeys(message_ids))):
+                found.update(conn.execute(_SIZES, {"ids": list(part)}).all())
+        return found
+
     def enqueue(self, message: QueuedMessage, record_key: str, now: datetime, window_key: str | None = None) -> bool:
         """Store a message as queued; False when that id is already there (never a second copy).
 
@@ -399,6 +407,8 @@ _OUTBOX_AND_PAYLOAD = outbox.outerjoin(outbox_payloads, outbox_payloads.c.messag
 _WITH_PAYLOAD = select(outbox, outbox_payloads.c.payload).select_from(_OUTBOX_AND_PAYLOAD)
 """Outbox rows with their payloads (None once dropped)."""
 _STORE_PAYLOAD = insert(outbox_payloads)
+_SIZES = select(outbox_payloads.c.message_id, func.length(outbox_payloads.c.payload)).where(
+    outbox_payloads.c.message_id.in_(bindparam("ids", expanding=True)))
 _KNOWN = select(outbox.c.message_id).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
 _DELIVERED = (
     update(outbox).where(outbox.c.message_id == bindparam("id"))

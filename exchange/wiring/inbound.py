@@ -50,4 +50,5 @@ def inbound_settings(ex: Exchange, config_path: Path, *, public_url: str) -> Inb
         trusted_signers=tuple(resolve(ex.home, v) for v in inbound.vendors), clock=ex.clock,
         public_url=inbound.public_url or public_url, path=inbound.path, max_bytes=inbound.max_bytes,
         mailbox=OutboxMailbox(ex) if recipients else None, pull_recipients=recipients, max_pull=inbound.max_pull,
+        max_pull_bytes=inbound.max_pull_bytes,
     )

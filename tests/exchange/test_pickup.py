@@ -57,6 +57,19 @@ def test_a_lease_is_handed_out_once_and_offered_again_when_it_ends(ex):
     assert {m.message_id for m in again.messages} == {m.message_id for m in first.messages}
 
 
+def test_a_pull_stays_within_its_byte_cap_and_always_hands_out_the_oldest(ex):
+    mailbox, now = OutboxMailbox(ex), ex.clock()
+    waiting = ex.outbox.due("county-bh", now)
+    sizes = ex.outbox.payload_sizes(waiting)
+    assert len(waiting) >= 3 and set(sizes) == set(waiting) and all(size > 1000 for size in sizes.values())
+    two = sizes[waiting[0]] + sizes[waiting[1]]
+    capped = mailbox.pull("county-bh", 100, now, max_bytes=two + sizes[waiting[2]] - 1)
+    assert [m.message_id for m in capped.messages] == waiting[:2]  # the third would pass the cap
+    assert sum(len(m.payload) for m in capped.messages) == two
+    tiny = mailbox.pull("county-bh", 100, now, max_bytes=1)
+    assert [m.message_id for m in tiny.messages] == waiting[2:3]  # one message even when it alone is larger
+
+
 def test_racing_acknowledgements_settle_one_message_once(ex):
     mailbox, now = OutboxMailbox(ex), ex.clock()
     message = mailbox.pull("county-bh", 1, now).messages[0]
