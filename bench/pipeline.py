@@ -57,6 +57,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
@@ -72,6 +73,7 @@ from exchange.demo.generate import write_demo_drop
 from exchange.runtime import Exchange, open_exchange
 from exchange.security import encrypt, mint_dev_pki, sign
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
+from exchange.workers import end_with_parent
 from niem_iepd import safexml, validator
 from transforms.mapping import BUILDERS, MessageHeader
 from transforms.model import Rejected, record_digest
@@ -211,6 +213,7 @@ _worker_exchange: Exchange | None = None
 def _worker_start(config: Path, home: Path) -> None:
     """Pool initializer: open this worker's own exchange on the shared home and warm the validator up."""
     global _worker_exchange
+    threading.Thread(target=end_with_parent, daemon=True).start()  # never outlive a killed bench
     validator.validate(safexml.parse_trusted_file(WARM_UP).getroot())
     _worker_exchange = open_exchange(config, home)
 

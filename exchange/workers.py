@@ -7,10 +7,15 @@ here only has to open one exchange per worker and hand out window keys. Workers 
 forked child would inherit the parent's Saxon VM and open database connections.
 
 Planning and delivery stay in the calling process; only window keys and counts cross between processes.
+A worker ends as soon as the calling process does, however it ended (killed by Airflow or an operator): it is
+never left running on its own, holding the state database open (a window it was in the middle of is resumed
+by the next run, as after any crash).
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,7 +46,21 @@ def _start(config: Path, home: Path, credentials: dict) -> None:
     global _exchange
     from exchange.runtime import open_exchange
 
+    threading.Thread(target=end_with_parent, name="exit-with-parent", daemon=True).start()
     _exchange = open_exchange(config, home, credentials=credentials)
+
+
+def end_with_parent() -> None:
+    """Wait for the parent process to end, then end this worker at once.
+
+    A pool's workers otherwise outlive a parent killed with SIGKILL or SIGTERM, waiting forever for work.
+    """
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait([parent.sentinel])
+        os._exit(1)
 
 
 def _process(key: str) -> WindowCounts:

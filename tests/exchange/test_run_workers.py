@@ -50,3 +50,58 @@ def test_two_workers_deliver_exactly_what_one_process_delivers(tmp_path):
     again = _run(two, 2)  # a second pooled run finds nothing new
     assert again.returncode == 0, again.stderr[-2000:]
     assert _delivered(two) == delivered
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def test_workers_end_with_a_killed_run_and_the_next_run_finishes_once(tmp_path):
+    import os
+    import signal
+    import time
+
+    home = mint_demo_home(tmp_path / "home")
+    run = subprocess.Popen([CLI, "run", str(demo_config()), "--home", str(home), "--workers", "2"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2 and run.poll() is None:
+        workers = {p for p in _children(run.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()} \
+            if Path(f"/proc/{run.pid}").exists() else set()
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the run finished before its workers were seen"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 20
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(workers), "workers outlived the killed run"
+
+    again = _run(home, 2)
+    assert again.returncode == 0, again.stderr[-2000:]
+    ids = {r[0] for r in _table(home, "SELECT message_id FROM outbox WHERE state = 'delivered'")}
+    ledger = [r[0] for r in _table(home, "SELECT message_id FROM ledger")]
+    assert ids and sorted(ledger) == sorted(ids)  # each delivered message once in the ledger
+    assert set().union(*_delivered(home).values()) == {f"{i}.xml" for i in ids}
