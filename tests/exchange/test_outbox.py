@@ -110,16 +110,22 @@ def test_purge_drops_old_delivered_payloads_keeps_hashes_and_unfinished_messages
     assert entries[_message(3).message_id].payload_kept and entries[_message(3).message_id].state == "queued"
 
 
+_FIRST_OUTBOX = (
+    "CREATE TABLE outbox (message_id VARCHAR(36) PRIMARY KEY, exchange VARCHAR(128) NOT NULL, recipient "
+    "VARCHAR(128) NOT NULL, record_key VARCHAR(300) NOT NULL, shared_id VARCHAR(32) NOT NULL, message_type "
+    "VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL, last_error VARCHAR(500), payload "
+    "BLOB, sha256 VARCHAR(64) NOT NULL, categories TEXT NOT NULL, created_at DATETIME NOT NULL, delivered_at "
+    "DATETIME, location VARCHAR(500))"
+)
+"""The outbox table as the first version created it: no backoff columns, payloads inside the rows."""
+
+
 def test_an_outbox_table_from_before_backoff_gains_its_new_columns(tmp_path):
     import sqlite3
 
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE outbox (message_id VARCHAR(36) PRIMARY KEY, exchange VARCHAR(128) NOT NULL, "
-                     "recipient VARCHAR(128) NOT NULL, record_key VARCHAR(300) NOT NULL, shared_id VARCHAR(32) "
-                     "NOT NULL, message_type VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, attempts INTEGER "
-                     "NOT NULL, last_error VARCHAR(500), payload BLOB, sha256 VARCHAR(64) NOT NULL, categories "
-                     "TEXT NOT NULL, created_at DATETIME NOT NULL, delivered_at DATETIME, location VARCHAR(500))")
+        conn.execute(_FIRST_OUTBOX)
     box = Outbox(open_engine(f"sqlite:///{db}"), "ex")
     box.enqueue(_message(1), "jail:1", T0)
     assert box.due("state", T0) == [_message(1).message_id]
@@ -131,11 +137,7 @@ def test_payloads_kept_in_outbox_rows_by_an_earlier_version_move_to_their_own_ta
 
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE outbox (message_id VARCHAR(36) PRIMARY KEY, exchange VARCHAR(128) NOT NULL, "
-                     "recipient VARCHAR(128) NOT NULL, record_key VARCHAR(300) NOT NULL, shared_id VARCHAR(32) "
-                     "NOT NULL, message_type VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL, attempts INTEGER "
-                     "NOT NULL, last_error VARCHAR(500), payload BLOB, sha256 VARCHAR(64) NOT NULL, categories "
-                     "TEXT NOT NULL, created_at DATETIME NOT NULL, delivered_at DATETIME, location VARCHAR(500))")
+        conn.execute(_FIRST_OUTBOX)
         for n, state, payload in ((1, "queued", b"<enc>one</enc>"), (2, "delivered", None)):
             m = _message(n)
             conn.execute("INSERT INTO outbox VALUES (?, 'ex', 'state', ?, ?, ?, ?, 0, NULL, ?, ?, '[]', ?, NULL, "

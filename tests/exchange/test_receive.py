@@ -205,11 +205,17 @@ def test_cli_receives_good_files_and_refuses_bad_ones_one_line_each(tmp_path, se
     assert canary not in result.output + again.output
 
 
-def test_cli_reads_a_passphrase_from_the_environment_only(tmp_path, security_pki, seal, monkeypatch):
+def _protected_state_key(tmp_path, security_pki, passphrase: bytes):
+    """The state agency's decryption key, written again encrypted under ``passphrase``."""
     key = serialization.load_pem_private_key(security_pki.recipient_key("state").read_bytes(), password=None)
     protected = tmp_path / "state-protected.key"
     protected.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"env-pass")))
+                                            serialization.BestAvailableEncryption(passphrase)))
+    return protected
+
+
+def test_cli_reads_a_passphrase_from_the_environment_only(tmp_path, security_pki, seal, monkeypatch):
+    protected = _protected_state_key(tmp_path, security_pki, b"env-pass")
     message = tmp_path / "m.xml"
     message.write_bytes(seal("msg-cli-pass"))
     monkeypatch.setenv("RECEIVER_KEY_PASS", "env-pass")
@@ -223,10 +229,7 @@ def test_cli_reads_a_passphrase_from_the_environment_only(tmp_path, security_pki
 
 
 def test_cli_reads_a_passphrase_from_a_file_and_says_which_file_is_wrong(tmp_path, security_pki, seal):
-    key = serialization.load_pem_private_key(security_pki.recipient_key("state").read_bytes(), password=None)
-    protected = tmp_path / "state-protected.key"
-    protected.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"file-pass")))
+    protected = _protected_state_key(tmp_path, security_pki, b"file-pass")
     message = tmp_path / "m.xml"
     message.write_bytes(seal("msg-cli-pass-file"))
     secret = tmp_path / "receiver.pass"
