@@ -311,11 +311,12 @@ def index_scale(sizes: list[int], chunk: int = 100) -> None:
             searched = sum(1 for link in links if link.probability is not None)
             digest = _outcome_digest(links, engine)
             engine.dispose()
+            stored = sum(f.stat().st_size for f in Path(home).iterdir()) / len(records)
         us = took / len(records) * 1e6
         per_record.append(us)
         print(f"person index, {len(records):,} bookings: {took:.1f} s, {us:,.0f} us/record "
               f"(x{us / per_record[0]:.2f} of the first size; CPU {cpu / len(records) * 1e6:,.0f} us/record), "
-              f"{searched:,} scored a candidate; "
+              f"{searched:,} scored a candidate, {stored / 1024:.1f} KiB stored per record; "
               f"rules {dict(sorted(rules.items()))}; outcome {digest}")
 
 

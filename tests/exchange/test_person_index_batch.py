@@ -135,10 +135,11 @@ def test_link_many_on_postgresql_matches_one_by_one_on_sqlite(tmp_path):
     assert got == _canonical(singles, records, one)
 
 
-def _reference_best(index: PersonIndex, conn, tokens, blocks):
-    """The best candidate found the slow, obvious way: read the whole index, score every record sharing a block."""
-    wanted = set(blocks)
-    found = sorted({(r.system, r.record_id) for r in conn.execute(select(person_blocks)) if r.block_hash in wanted})
+def _whole_index(conn):
+    """Every record's blocking values, shared id and tokens, read the plain way (tokens stored either way)."""
+    blocks: dict[tuple[str, str], set[str]] = {}
+    for r in conn.execute(select(person_blocks)):
+        blocks.setdefault((r.system, r.record_id), set()).add(r.block_hash)
     shared = {(r.system, r.record_id): r.shared_id for r in conn.execute(select(crosswalk))}
     stored: dict[tuple[str, str], dict[str, str]] = {}
     for r in conn.execute(select(person_record_tokens)):
@@ -148,8 +149,14 @@ def _reference_best(index: PersonIndex, conn, tokens, blocks):
             tokens_of.update(zip(parts[::2], parts[1::2]))
         else:  # a match key, or a comparison token stored one per row (records linked by earlier versions)
             tokens_of[r.token] = r.token_hash
+    return blocks, shared, stored
+
+
+def _reference_best(index: PersonIndex, whole, tokens, blocks):
+    """The best candidate found the slow, obvious way: score every record of the index sharing a block."""
+    blocks_of, shared, stored = whole
     best = None
-    for key in found:
+    for key in sorted(k for k, b in blocks_of.items() if not b.isdisjoint(blocks)):
         if key in shared and key in stored:
             result = score(tokens, stored[key], index._parameters)
             if best is None or result.weight > best[3].weight:
@@ -161,17 +168,16 @@ def _check_candidate_search(index: PersonIndex, probes) -> None:
     """``best_candidate`` (one packed row per candidate, Scorer) equals the reference on every probe."""
     several = 0
     with index._engine.connect() as conn:
+        whole = _whole_index(conn)
         for _, _, person in probes:
             tokens = index.hashed_tokens(person)
             blocks = [index._mac(f"block:{value}") for value in blocking_values(person_tokens(person))]
-            got, expected = index.best_candidate(conn, tokens, blocks), _reference_best(index, conn, tokens, blocks)
+            got, expected = index.best_candidate(conn, tokens, blocks), _reference_best(index, whole, tokens, blocks)
             assert (got is None) == (expected is None)
             if got is not None:
                 assert got[:3] == expected[:3]
                 assert (got[3].weight, dict(got[3].gammas)) == (expected[3].weight, dict(expected[3].gammas))
-            wanted = set(blocks)
-            several += len({(r.system, r.record_id) for r in conn.execute(select(person_blocks))
-                            if r.block_hash in wanted}) >= 2
+            several += sum(not b.isdisjoint(blocks) for b in whole[0].values()) >= 2
     assert several >= len(probes) // 4, several  # the searches had candidates to choose between
 
 
