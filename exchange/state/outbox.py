@@ -4,7 +4,8 @@ A message id is a UUID5 of (exchange, recipient, record key, record digest): the
 record for the same recipient always gets the same id, and the primary key refuses a second copy. Once a
 merge or split has moved the record to another shared id, the id also covers that shared id and the move
 count (see :func:`message_id`), so the re-issue under the new id is a new message, sent once. Only
-payloads already signed and encrypted to their recipient are stored.
+payloads already signed and encrypted to their recipient are stored, in their own table (``outbox_payload``):
+the row, whose state changes, stays small, and the payload is written once and deleted by retention.
 
 States (:class:`State`)::
 
