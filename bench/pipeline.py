@@ -223,21 +223,33 @@ def _worker_ready(barrier) -> None:
     barrier.wait()
 
 
-def _worker_process(key: str) -> float:
-    """Process one window in this worker; the CPU seconds it took."""
+def _worker_process(key: str) -> tuple[pipeline.WindowCounts, float]:
+    """Process one window in this worker; its counts and the CPU seconds it took."""
     started = time.process_time()
-    pipeline.process_window(_worker_exchange, key)
-    return time.process_time() - started
+    counts = pipeline.process_window(_worker_exchange, key)
+    return counts, time.process_time() - started
+
+
+class _FinalPasses(pipeline.RunObserver):
+    """Notes when ``pipeline.run`` ends processing and starts its delivery passes."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def delivering(self, recipient_id: str) -> None:
+        self.at = self.at or time.perf_counter()
 
 
 def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, float, tuple[int, str]]:
-    """plan here, process every window over ``workers`` processes, deliver here.
+    """``pipeline.run`` with every window processed over ``workers`` processes, as ``run --workers`` does
+    (plan and delivery here, including the delivery that overlaps processing).
 
-    Returns (seconds for plan + process, seconds for the delivery, CPU seconds of the workers in
-    process_window, (messages delivered, digest of their ids)).
+    Returns (seconds for plan + process, seconds for the delivery passes after it, CPU seconds of the workers
+    in process_window, (messages delivered, digest of their ids)).
     """
     ex = open_exchange(config, home)  # the plan and the delivery run here
     context = multiprocessing.get_context("spawn")  # never fork a process that has started Saxon's VM
+    cpu: list[float] = []
     try:
         with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context,
                                                               initializer=_worker_start,
@@ -245,14 +257,17 @@ def _pooled(config: Path, home: Path, workers: int) -> tuple[float, float, float
             barrier = manager.Barrier(workers)
             for ready in [pool.submit(_worker_ready, barrier) for _ in range(workers)]:
                 ready.result()
+
+            def process(keys: list[str]):
+                for counts, seconds in pool.map(_worker_process, keys):
+                    cpu.append(seconds)
+                    yield counts
+
+            final = _FinalPasses()
             started = time.perf_counter()
-            keys = pipeline.plan(ex)
-            cpu = sum(pool.map(_worker_process, keys))
-            processed = time.perf_counter() - started
-        started = time.perf_counter()
-        for recipient in ex.config.recipients:
-            pipeline.deliver(ex, recipient.id)
-        return processed, time.perf_counter() - started, cpu, _delivered(ex)
+            pipeline.run(ex, final, process)
+            finished = time.perf_counter()
+        return final.at - started, finished - final.at, sum(cpu), _delivered(ex)
     finally:
         ex.close()
 

@@ -233,8 +233,11 @@ _CLAIM_CHUNK = 100
 """Messages claimed per transaction in a delivery pass (a killed pass leaves at most this many leased)."""
 
 
-def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
+def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> DeliveryCounts:
     """Send one recipient's due messages; record each delivery in the ledger in the same transaction.
+
+    ``untried_only``: only messages never attempted (see :mod:`exchange.early_delivery`); retries wait for
+    a normal pass, so a recipient that is down gets one attempt per message and run, as without it.
 
     Messages are claimed, sent and settled in chunks: after a chunk is sent the transport is flushed (if it
     batches durability) and every receipt of the chunk is recorded with its ledger entry in one commit.
@@ -249,7 +252,7 @@ def deliver(ex: Exchange, recipient_id: str) -> DeliveryCounts:
     if recipient.transport.kind == "pull":  # it fetches its own (exchange.pickup): its messages stay queued
         return DeliveryCounts()
     delivered = failed = dead = 0
-    due = ex.outbox.due(recipient_id, ex.clock())
+    due = ex.outbox.due(recipient_id, ex.clock(), untried_only=untried_only)
     if not due:
         return DeliveryCounts()
     transport = ex.transport(recipient_id)
@@ -357,19 +360,32 @@ def run(ex: Exchange, observer: RunObserver | None = None,
 
     ``process`` processes a list of window keys and yields their counts in order (e.g. over a pool of
     processes, :func:`exchange.workers.process_windows`); by default each window is processed here in turn.
+    With ``process``, this process is idle meanwhile, so it delivers what the windows have queued so far
+    (:mod:`exchange.early_delivery`); the passes after processing deliver the rest and every retry.
     """
+    from exchange.early_delivery import EarlyDelivery
+
     observer = observer or RunObserver()
     summary = RunSummary()
     keys = plan(ex)
     summary.windows = len(keys)
     observer.planned(len(keys))
+    early = EarlyDelivery(ex) if process is not None else None
     processed = process(keys) if process is not None else (process_window(ex, key) for key in keys)
-    for counts in processed:
-        summary.read += counts.records
-        summary.quarantined += counts.quarantined
-        summary.enqueued += counts.enqueued
-        summary.already_sent += counts.already_sent
-        observer.window_done(counts)
+    try:
+        if early is not None:
+            early.start()
+        for counts in processed:
+            summary.read += counts.records
+            summary.quarantined += counts.quarantined
+            summary.enqueued += counts.enqueued
+            summary.already_sent += counts.already_sent
+            observer.window_done(counts)
+    finally:
+        sent = early.finish() if early is not None else DeliveryCounts()
+    summary.delivered += sent.delivered
+    summary.failed += sent.failed
+    summary.dead += sent.dead
     for recipient in ex.config.recipients:
         observer.delivering(recipient.id)
         counts = deliver(ex, recipient.id)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -98,7 +99,7 @@ outbox = Table(
     metadata,
     Column("message_id", String(36), primary_key=True),
     Column("exchange", String(128), nullable=False),
-    Column("recipient", String(128), nullable=False, index=True),
+    Column("recipient", String(128), nullable=False),
     Column("record_key", String(300), nullable=False),
     Column("shared_id", String(32), nullable=False),
     Column("message_type", String(64), nullable=False),
@@ -115,6 +116,9 @@ outbox = Table(
     Column("purged_at", DateTime(timezone=True), doc="when retention dropped the payload (hash kept)"),
     Column("claim_token", String(36), doc="random token of the delivery pass that last claimed it"),
     Column("window_key", String(200), doc="the source window it was built from (re-read to re-issue it)"),
+    # A delivery pass asks for one recipient's waiting messages: this index reaches them without visiting the
+    # (many more) delivered ones.
+    Index("ix_outbox_recipient_state", "recipient", "state"),
 )
 
 outbox_payloads = Table(
@@ -262,6 +266,9 @@ def open_engine(url: str) -> Engine:
         _lock_schema(conn)
         metadata.create_all(conn)
         _add_new_columns(conn)
+        for table in metadata.sorted_tables:  # create_all makes no index on a table that already exists
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
         _move_outbox_payloads(conn)
     return engine
 

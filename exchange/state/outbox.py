@@ -250,12 +250,17 @@ class Outbox:
             ),
         )
 
-    def due(self, recipient: str, now: datetime) -> list[str]:
-        """Ids of ``recipient``'s messages to try now, oldest first (ids only: payloads are read per claim)."""
+    def due(self, recipient: str, now: datetime, *, untried_only: bool = False) -> list[str]:
+        """Ids of ``recipient``'s messages to try now, oldest first (ids only: payloads are read per claim).
+
+        ``untried_only``: only queued messages no attempt has been made for (not retries, not abandoned sends).
+        """
+        condition = self._due(recipient, now)
+        if untried_only:
+            condition = and_(condition, outbox.c.state == State.QUEUED.value, outbox.c.attempts == 0)
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(outbox.c.message_id).where(self._due(recipient, now))
-                .order_by(outbox.c.created_at, outbox.c.message_id)
+                select(outbox.c.message_id).where(condition).order_by(outbox.c.created_at, outbox.c.message_id)
             ).all()
         return [r.message_id for r in rows]
 

@@ -155,3 +155,26 @@ def test_a_changed_host_key_stops_the_pass_with_nothing_sent_and_nothing_dead_le
     finally:
         ex.close()
     assert _assert_exactly_once(home, server) == counts["queued"]
+
+
+def test_with_workers_a_recipient_that_is_down_gets_one_attempt_per_message_and_run(sshd_factory, demo_config,
+                                                                                   tmp_path):
+    """`run --workers 2` delivers while windows are still built; a recipient that is down must not be tried
+    more often for it: each message gets one attempt, then waits for its backoff (a later run)."""
+    server = sshd_factory()
+    server.stop()  # the recipient's server is down for the whole run: connections are refused
+    home = mint_demo_home(tmp_path / "home")
+    config = _exchange(home, server, demo_config)
+    raw = yaml.safe_load(config.read_text())
+    raw["batch_size"] = 20  # six windows: early delivery meets the refusals while the rest is built
+    config.write_text(yaml.safe_dump(raw))
+    cli = Path(sys.executable).with_name("niem-exchange")
+    result = subprocess.run([str(cli), "run", str(config), "--home", str(home), "--workers", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    db = sqlite3.connect(home / "var/state.db")
+    rows = db.execute("SELECT state, attempts, count(*) FROM outbox GROUP BY state, attempts").fetchall()
+    ledger = db.execute("SELECT count(*) FROM ledger").fetchone()[0]
+    db.close()
+    assert rows and all(state == "failed" and attempts == 1 for state, attempts, _ in rows), rows
+    assert ledger == 0
