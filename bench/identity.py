@@ -25,8 +25,17 @@ records, the baseline is the plain deterministic key most county integrations us
   parsed as the jail source does, linked with ``PersonIndex.link_many`` 100 records a transaction (as the
   pipeline does) into a fresh SQLite file. Microseconds per record for each size, the per-record ratio
   against the smallest size (flat: cost does not grow with the index), how many records needed the
-  probabilistic search, and a digest of the outcome (rules, probabilities, which records share an id, reviews)
-  that must not change when only the speed of linking does.
+  probabilistic search, bytes stored per record, and a digest of the outcome (rules, probabilities, which
+  records share an id, reviews) that must not change when only the speed of linking does.
+
+  2026-11-25, 2-core machine shared with another benchmark (load 3-4, so rough), the same run alternating
+  the code before issue 10's changes and after, sizes 2,000 / 20,000 / 50,000: before 498-595 / 1,322-1,328
+  / 1,937-2,027 us per record (CPU 354-408 / 912-932 / 1,360-1,396), x3.4-3.9 from the smallest size to the
+  largest; after 319-377 / 708-804 / 1,004-1,145 us (CPU 218-245 / 420-468 / 582-674), x3.0-3.2; outcome
+  digests equal at every size; 4.3 -> 3.9 KiB stored per record. Under load 1 (an earlier run): 275 / 464 /
+  635 us after. What still grows: the candidates per search (the demo drop draws ~190 names, so blocks
+  fill: ~1 candidate per search at 2,000, ~8 at 50,000) and SQLite's commit (random B-tree pages of the
+  hashed keys and blocks, ~20 ms per 100-record commit at 20,000 with WAL and synchronous=FULL).
 
 The probabilistic side is the product: Splink on DuckDB with the comparison spec, parameters estimated from
 the data itself (FEBRL, DSSG-with-errors) or the shipped model (small or timed runs), clusters at the link

@@ -48,6 +48,13 @@ from transforms.model import PersonIdentity
 MAX_CANDIDATES = 200
 """Most candidate records scored per incoming record (a block larger than this is a data problem)."""
 
+PACKED_TOKENS = "packed"
+"""The ``person_record_tokens`` row holding all of a record's comparison tokens: ``name,hash,name,hash,...``.
+
+Records linked before this row existed have one row per comparison token instead; the candidate search reads
+either. Match keys keep one row each (``key:<kind>``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """The outcome of linking one record: its shared id and the rule that decided it."""
@@ -223,11 +230,6 @@ _CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
     crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
 _KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
     person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
-PACKED_TOKENS = "packed"
-"""The ``person_record_tokens`` row holding all of a record's comparison tokens: ``name,hash,name,hash,...``.
-
-Records linked before this row existed have one row per comparison token instead; the candidate search reads
-either. Match keys keep one row each (``key:<kind>``)."""
 _SEPARATOR = ","
 """Between the names and hashes of packed tokens: names are identifiers, hashes hex digits and spaces."""
 
