@@ -4,7 +4,7 @@ Each message lands as ``<message id>.xml`` by write-to-temporary, fsync, rename,
 partial file; ``MANIFEST.sha256`` lists ``<sha256>  <file>`` lines in the format ``sha256sum -c`` checks,
 each added only once its file is in place. Delivery is idempotent per message id: delivering the same id
 again returns a receipt for the file that is already there and writes nothing (and lists it in the manifest
-if a crash came between the two).
+if a crash came between the two). The manifest is read only in that case, never held in memory whole.
 
 Durability is batched per chunk. :meth:`LocalOutbox.deliver` writes the temporary file; :meth:`LocalOutbox.flush`
 syncs every temporary file of the chunk at once (concurrent fsyncs, which the filesystem commits together:
@@ -51,10 +51,9 @@ class LocalOutbox:
         self._dir = directory
         self._clock = clock
         self._dir.mkdir(parents=True, exist_ok=True)
-        manifest = self._dir / MANIFEST
-        self._listed: set[str] = set()
-        if manifest.exists():
-            self._listed = {line.split("  ", 1)[1] for line in manifest.read_text().splitlines() if "  " in line}
+        # Names the manifest lists, read only when a file turns out to be in place already (after a crash):
+        # kept for every delivery, a million names cost ~120 MB.
+        self._listed: set[str] | None = None
         self._manifest: int | None = None  # file descriptor, opened at the first line we append
         self._staged: dict[str, _Staged] = {}  # file name -> written, not yet synced and renamed
         self._lines: dict[str, str] = {}  # file name -> manifest line to append at the next flush
@@ -71,13 +70,14 @@ class LocalOutbox:
             # Also when the file is already there: an earlier process may have crashed before its flush.
             self._unflushed = True
             if filename in self._staged:
-                pass  # delivered again before the flush: one file
+                pass  # delivered again before the flush: one file, one line
             elif target.exists():
                 if hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
                     raise PermanentError(f"deliver {message_id}", "a different file already has this name")
+                if not self._is_listed(filename):  # a crash came between placing it and listing it
+                    self._lines[filename] = f"{sha256}  {filename}\n"
             else:
                 self._stage(target, payload)
-            if filename not in self._listed:
                 self._lines[filename] = f"{sha256}  {filename}\n"
             if len(self._staged) >= MAX_STAGED:
                 self._flush()
@@ -105,6 +105,13 @@ class LocalOutbox:
         if self._manifest is not None:
             os.close(self._manifest)
             self._manifest = None
+
+    def _is_listed(self, filename: str) -> bool:
+        if self._listed is None:
+            manifest = self._dir / MANIFEST
+            lines = manifest.read_text().splitlines() if manifest.exists() else []
+            self._listed = {line.split("  ", 1)[1] for line in lines if "  " in line}
+        return filename in self._listed
 
     def _stage(self, target: Path, payload: bytes) -> None:
         temporary = target.with_name(f".{target.name}.part")
@@ -139,7 +146,8 @@ class LocalOutbox:
             self._discard_staged()
         if self._lines:
             self._append_manifest("".join(self._lines.values()))
-            self._listed.update(self._lines)
+            if self._listed is not None:
+                self._listed.update(self._lines)
             self._lines.clear()
         fd = os.open(self._dir, os.O_RDONLY)
         try:
