@@ -30,7 +30,7 @@ from exchange.security.keys import (
     fingerprint,
     key_id,
 )
-from exchange.security.pki import DevPki, mint_dev_pki
+from exchange.security.pki import DevPki, SigningKeyType, mint_dev_pki
 from exchange.security.signing import sign, verify, verify_document, verify_signer
 from transforms.model.errors import SecurityError
 
@@ -47,6 +47,7 @@ __all__ = [
     "SecurityError",
     "SignatureMethod",
     "SigningIdentity",
+    "SigningKeyType",
     "Transform",
     "TrustedSigners",
     "decrypt",

@@ -205,3 +205,32 @@ def test_same_person_booked_repeatedly_gets_one_shared_id(demo_run, tmp_path):
             break
     assert len(found) >= 3
     assert len(set(found.values())) == 1
+
+
+def test_a_county_that_signs_with_ecdsa_p256_delivers_what_xmlsec1_verifies(tmp_path, demo_config):
+    """certs dev-pki --signing-key ec-p256, then the demo: receivers check ECDSA-SHA256 with the same tools."""
+    import sys
+
+    cli = str(Path(sys.executable).with_name("niem-exchange"))
+    home = tmp_path / "home"
+    minted = subprocess.run([cli, "certs", "dev-pki", "--dir", str(home / "certs/dev"), "--signing-key", "ec-p256"],
+                            capture_output=True, text=True)
+    assert minted.returncode == 0, minted.stderr
+    ran = subprocess.run([cli, "demo", "--home", str(home)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    messages = _messages(home, "state-bh")
+    assert len(messages) > 250
+    plain = tmp_path / "plain.xml"
+    subprocess.run(["xmlsec1", "--decrypt", "--privkey-pem", str(home / "certs/dev/recipients/state-bh.key"),
+                    "--output", str(plain), str(messages[-1])], check=True, capture_output=True)
+    assert b'Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"' in plain.read_bytes()
+    verified = subprocess.run(["xmlsec1", "--verify", "--trusted-pem", str(home / "certs/dev/ca.pem"), str(plain)],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    # the receiver's own toolkit accepts it too, pinned to the bare signing certificate
+    received = subprocess.run(
+        [cli, "receive", str(messages[-1]), "--key", str(home / "certs/dev/recipients/state-bh.key"),
+         "--trust", str(home / "certs/dev/signing.pem"), "--out", str(tmp_path / "accepted")],
+        capture_output=True, text=True)
+    assert received.returncode == 0, received.stdout + received.stderr
+    assert len(list((tmp_path / "accepted").glob("*.receipt.json"))) == 1
