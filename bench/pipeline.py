@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python -m bench.pipeline [--records 2000] [--sample 50] [--workers 2]`` (one size, every
 stage), or ``.venv/bin/python -m bench.pipeline --scale 10000,100000,1000000 [--workers 2 [--machine]]``
-(scaling).
+(scaling). ``--signing-key ec-p256`` runs everything (our pipeline, the floor and the shell script) with an
+ECDSA P-256 signing key instead of the dev PKI's default RSA-3072.
 
 One size (``--records``), all in this process on the same generated data:
 
@@ -71,7 +72,7 @@ from bench.security import _raw_encrypt, _raw_sign, encryption_template
 from exchange import disclosure, pipeline
 from exchange.demo.generate import write_demo_drop
 from exchange.runtime import Exchange, open_exchange
-from exchange.security import encrypt, mint_dev_pki, sign
+from exchange.security import SigningKeyType, encrypt, mint_dev_pki, sign
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
 from exchange.workers import end_with_parent
 from niem_iepd import safexml, validator
@@ -81,6 +82,7 @@ from transforms.model import Rejected, record_digest
 SEED = 2026
 WARM_UP = Path(validator.__file__).parent / "samples/booking-notification.xml"
 RECIPIENT = "county-bh"
+DEFAULT_SIGNING_KEY = SigningKeyType.RSA_3072.value
 STAGES = ("read", "link", "map", "validate (XSD)", "validate (XSD+Schematron)", "redact", "sign", "encrypt",
           "outbox write", "deliver (outbox to files)", "end to end")
 """Row names of the table, in order (the smoke test checks every one is printed)."""
@@ -152,6 +154,7 @@ class Result:
     pooled_delivery: float = 0.0  # seconds of the delivery after the pooled process stage (in this process)
     peak_rss_workers_mb: float = 0.0  # the largest peak RSS of any child process (the workers), after the pool
     machine: bool = False  # measured as ``niem-exchange run --workers N`` only (no one-core run)
+    signing_key: str = "rsa-3072"  # the dev PKI's signing key type (SigningKeyType value)
 
 
 def _peak_rss_mb() -> float:
@@ -366,14 +369,14 @@ def _stages(ex: Exchange) -> tuple[list[Row], list[etree._Element]]:
 def _floor(documents: list[etree._Element], ex: Exchange) -> float:
     """Seconds per document for raw lxml XSD validation + raw python-xmlsec sign + encrypt, in a tight loop."""
     schema = etree.XMLSchema(etree.parse(str(validator.schema_path(ex.config.message_type))))
-    key = ex.signer.key
+    identity = ex.signer
     manager = ex.recipient_certs[ex.config.recipients[0].id][0].manager
-    _raw_encrypt(_raw_sign(documents[0], key), manager)  # first calls allocate
+    _raw_encrypt(_raw_sign(documents[0], identity), manager)  # first calls allocate
     started = time.perf_counter()
     for document in documents:
         if not schema.validate(document):
             raise AssertionError("a document the pipeline accepted fails the raw schema")
-        _raw_encrypt(_raw_sign(document, key), manager)
+        _raw_encrypt(_raw_sign(document, identity), manager)
     return (time.perf_counter() - started) / len(documents)
 
 
@@ -382,11 +385,10 @@ def _encryption_template() -> bytes:
     return etree.tostring(encryption_template(etree.Element("holder")), xml_declaration=True, encoding="UTF-8")
 
 
-def _signature_template(document: etree._Element) -> bytes:
-    """The document with an enveloped-signature template (exclusive c14n, RSA-SHA256, X509 certificate)."""
+def _signature_template(document: etree._Element, method) -> bytes:
+    """The document with an enveloped-signature template (exclusive c14n, ``method``, X509 certificate)."""
     document = copy.deepcopy(document)
-    template = xmlsec.template.create(document, xmlsec.constants.TransformExclC14N,
-                                      xmlsec.constants.TransformRsaSha256, ns="ds")
+    template = xmlsec.template.create(document, xmlsec.constants.TransformExclC14N, method.transform, ns="ds")
     document.append(template)
     reference = xmlsec.template.add_reference(template, xmlsec.constants.TransformSha256, uri="")
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
@@ -404,7 +406,7 @@ def _shell(documents: list[etree._Element], ex: Exchange, pki, directory: Path) 
     files = []
     for n, document in enumerate(documents):
         path = directory / f"{n}.xml"
-        path.write_bytes(_signature_template(document))
+        path.write_bytes(_signature_template(document, ex.signer.method))
         files.append(path)
     signing = f"{pki.signing_key},{pki.signing_certificate}"
     recipient = str(pki.recipient_certificate(RECIPIENT))
@@ -445,20 +447,20 @@ def _run_end_to_end(result: Result, root: Path, drop: Path, pki, workers: int, m
         result.messages, result.end_to_end = pooled[0], result.pooled_processing + result.pooled_delivery
 
 
-def _pki(root: Path):
+def _pki(root: Path, signing_key: str):
     return mint_dev_pki(root / "pki", organization="Bench County", recipients=[RECIPIENT],
-                        now=dt.datetime.now(dt.timezone.utc))
+                        now=dt.datetime.now(dt.timezone.utc), signing_key_type=signing_key)
 
 
-def measure(records: int, sample: int, workers: int = 1) -> Result:
+def measure(records: int, sample: int, workers: int = 1, signing_key: str = DEFAULT_SIGNING_KEY) -> Result:
     """Generate ``records`` bookings and measure everything once; see the module docstring."""
-    result = Result(records)
+    result = Result(records, signing_key=signing_key)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(tmp)
         drop = root / "drop"
         drop.mkdir()
         write_demo_drop(drop, SEED, records)
-        pki = _pki(root)
+        pki = _pki(root, signing_key)
         _run_end_to_end(result, root, drop, pki, workers)
 
         home, config = _home(root, "stages", drop, pki)
@@ -476,19 +478,20 @@ def measure(records: int, sample: int, workers: int = 1) -> Result:
     return result
 
 
-def measure_drop(drop: Path, records: int, workers: int, machine: bool = False) -> Result:
+def measure_drop(drop: Path, records: int, workers: int, machine: bool = False,
+                 signing_key: str = DEFAULT_SIGNING_KEY) -> Result:
     """Steps 2 and 6 only, on a drop another process generated (``--scale``: nothing else in this process)."""
-    result = Result(records)
+    result = Result(records, signing_key=signing_key)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-size-") as tmp:
         root = Path(tmp)
-        _run_end_to_end(result, root, drop, _pki(root), workers, machine)
+        _run_end_to_end(result, root, drop, _pki(root, signing_key), workers, machine)
     return result
 
 
 def report(result: Result) -> None:
     """Print the table and the two baseline ratios."""
     print(f"\n{result.records} bookings generated (seed {SEED}), {result.messages} messages delivered end to end, "
-          f"one recipient (behavioral-health-provider), one core, wall time")
+          f"one recipient (behavioral-health-provider), {result.signing_key} signing key, one core, wall time")
     print(f"{'stage':<28}{'items':>8}{'items/s':>11}{'us/item':>11}  note")
     for row in result.rows:
         print(f"{row.name:<28}{row.count:>8}{row.rate:>11.0f}{row.seconds / max(row.count, 1) * 1e6:>11.0f}  {row.note}")
@@ -528,7 +531,8 @@ def _report_pool(result: Result) -> None:
           f"{result.workers} workers {result.pooled_cpu:.1f} together (in process_window only)")
 
 
-def scale(sizes: list[int], workers: int, machine: bool = False) -> list[dict]:
+def scale(sizes: list[int], workers: int, machine: bool = False,
+          signing_key: str = DEFAULT_SIGNING_KEY) -> list[dict]:
     """Each size in its own processes (generate, then :func:`measure_drop`); print its lines and the ratios.
 
     ``machine``: each size timed as ``niem-exchange run --workers N`` (see :func:`_run_end_to_end`), peak RSS
@@ -541,7 +545,8 @@ def scale(sizes: list[int], workers: int, machine: bool = False) -> list[dict]:
             subprocess.run([sys.executable, "-m", "exchange.demo.generate", str(drop), "--seed", str(SEED),
                             "--bookings", str(size)], check=True, capture_output=True)
             child = subprocess.Popen([sys.executable, "-m", "bench.pipeline", "--measure-drop", str(drop),
-                                      "--records", str(size), "--workers", str(workers)]
+                                      "--records", str(size), "--workers", str(workers),
+                                      "--signing-key", signing_key]
                                      + (["--machine"] if machine else []),
                                      stdout=subprocess.PIPE, text=True)
             found = None
@@ -558,7 +563,7 @@ def scale(sizes: list[int], workers: int, machine: bool = False) -> list[dict]:
     first = results[0]
     per_first = first["end_to_end"] / first["messages"]
     print(f"\nscaling: each size generated and measured in its own processes; ratios against {first['records']} "
-          "bookings (time x1.00 = linear, RSS x1.00 = flat)")
+          f"bookings (time x1.00 = linear, RSS x1.00 = flat); {signing_key} signing key")
     if machine:
         print(f"the whole machine: plan + process over {workers} workers, then delivery, as `niem-exchange run "
               f"--workers {workers}`; wall time")
@@ -596,10 +601,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--machine", action="store_true", help="with --scale and --workers N: time each size "
                         "as `niem-exchange run --workers N` does (process over N workers, deliver), skip the "
                         "one-core run")
+    parser.add_argument("--signing-key", choices=[t.value for t in SigningKeyType], default=DEFAULT_SIGNING_KEY,
+                        help="our signing key for every run (default rsa-3072, the dev PKI's default; ec-p256 "
+                             "signs with ECDSA-SHA256, also in the floor and the shell script)")
     parser.add_argument("--measure-drop", type=Path, help=argparse.SUPPRESS)  # --scale's measuring process
     args = parser.parse_args(argv)
     if args.measure_drop:
-        result = measure_drop(args.measure_drop, args.records, args.workers, args.machine)
+        result = measure_drop(args.measure_drop, args.records, args.workers, args.machine, args.signing_key)
         print(f"{args.records} bookings: {result.messages} messages end to end in {result.end_to_end:.1f} s "
               f"({result.messages / result.end_to_end:.0f}/s), peak RSS {result.peak_rss_after_mb:.0f} MB")
         _report_pool(result)
@@ -610,9 +618,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.scale:
         if args.machine and args.workers < 2:
             parser.error("--machine needs --workers 2 or more")
-        scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers, args.machine)
+        scale([int(s) for s in args.scale.split(",") if s.strip()], args.workers, args.machine, args.signing_key)
     else:
-        report(measure(args.records, args.sample, args.workers))
+        report(measure(args.records, args.sample, args.workers, args.signing_key))
     sys.stdout.flush()
 
 

@@ -10,10 +10,13 @@ from bench import pipeline
 
 @pytest.mark.skipif(shutil.which("xmllint") is None or shutil.which("xmlsec1") is None,
                     reason="the shell baseline needs xmllint and xmlsec1")
-def test_pipeline_bench_prints_every_stage_and_both_baselines(capsys):
+@pytest.mark.parametrize("signing_key", ["rsa-3072", "ec-p256"])
+def test_pipeline_bench_prints_every_stage_and_both_baselines(capsys, signing_key):
     # 50 bookings: the smallest drop the demo generator makes (it needs room for every kind of defect).
-    pipeline.main(["--records", "50", "--sample", "3"])
+    # With ec-p256 the floor and the shell script (xmlsec1 --sign) must sign with ECDSA too, or they fail.
+    pipeline.main(["--records", "50", "--sample", "3", "--signing-key", signing_key])
     out = capsys.readouterr().out
+    assert f"{signing_key} signing key" in out
     lines = out.splitlines()
     for stage in pipeline.STAGES:
         assert any(line.startswith(stage) for line in lines), f"no row for {stage!r}"

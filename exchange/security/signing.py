@@ -76,7 +76,9 @@ def sign(root: etree._Element, identity: SigningIdentity) -> etree._Element:
     if identity.key_id:
         # The key id first: a receiver holding old and new keys during a rotation selects by name.
         xmlsec.template.add_key_name(key_info, identity.key_id)
-    xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(key_info))
+    # Filled in here, not by xmlsec from a key carrying the certificate: see SigningIdentity.
+    certificate = xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(key_info))
+    certificate.text = identity.certificate_base64
     context = xmlsec.SignatureContext()
     context.key = identity.key
     try:

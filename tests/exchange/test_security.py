@@ -211,7 +211,7 @@ def test_a_real_sha1_signature_is_refused(document, identity, security_pki, refu
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
     xmlsec.template.x509_data_add_certificate(
         xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(template))
-    )
+    ).text = identity.certificate_base64
     context = xmlsec.SignatureContext()
     context.key = identity.key
     try:
@@ -439,3 +439,26 @@ def test_mint_dev_pki_refuses_an_incomplete_directory_and_unsafe_names(tmp_path)
     with pytest.raises(ConfigError, match="safe file name"):
         mint_dev_pki(tmp_path / "other", organization="Org", recipients=["../escape"], now=now)
     assert not (tmp_path / "other").exists()
+
+
+def test_mint_dev_pki_can_sign_with_ecdsa_p256_and_keeps_what_it_minted(tmp_path, document):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = dt.datetime.now(dt.timezone.utc)
+    pki = mint_dev_pki(tmp_path / "pki", organization="Org", recipients=["a"], now=now, signing_key_type="ec-p256")
+    leaf = x509.load_pem_x509_certificate(pki.signing_certificate.read_bytes())
+    assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey) and leaf.public_key().curve.name == "secp256r1"
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(pki.ca_certificate.read_bytes()))
+    # key transport stays RSA-OAEP: the recipients' keys are RSA whatever signs
+    assert x509.load_pem_x509_certificate(pki.recipient_certificate("a").read_bytes()).public_key().key_size == 3072
+    identity = SigningIdentity.load(pki.signing_key, pki.signing_certificate, now=now)
+    assert identity.method is SignatureMethod.ECDSA_SHA256
+    verify(etree.tostring(sign(document(), identity)), [pki.signing_certificate], now=now)
+    # an existing PKI is reused as it is (no type given), and never silently replaced by another type
+    assert not mint_dev_pki(tmp_path / "pki", organization="Org", recipients=["a"], now=now).minted
+    before = pki.signing_key.read_bytes()
+    with pytest.raises(ConfigError, match="not rsa-3072"):
+        mint_dev_pki(tmp_path / "pki", organization="Org", recipients=["a"], now=now, signing_key_type="rsa-3072")
+    with pytest.raises(ConfigError, match="unknown signing key type"):
+        mint_dev_pki(tmp_path / "new", organization="Org", recipients=[], now=now, signing_key_type="dsa-1024")
+    assert pki.signing_key.read_bytes() == before and not (tmp_path / "new").exists()
