@@ -26,7 +26,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from exchange.security.keys import RecipientCertificate, fingerprint, key_id, load_certificate
-from exchange.security.pki import _leaf_certificate, _new_key, _write_certificate, _write_new, _write_private_key
+from exchange.security.pki import (
+    SigningKeyType,
+    _leaf_certificate,
+    _new_key,
+    _write_certificate,
+    _write_new,
+    _write_private_key,
+)
 from transforms.model.errors import ConfigError, SecurityError
 
 #: ``certs list`` warns this long before a certificate expires.
@@ -174,7 +181,8 @@ def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365,
     a new key and a certificate signing request are written as ``signing-next.key``/``signing-next.csr``
     and nothing else changes until :func:`activate_signing_certificate` is given the issued certificate.
     Either way the old certificate stays available for receivers to hold alongside the new one. With
-    ``passphrase`` the new key is written encrypted under it (the old key file is moved as it is).
+    ``passphrase`` the new key is written encrypted under it (the old key file is moved as it is). The new
+    key is of the current one's type (ECDSA P-256 stays ECDSA P-256); any other key is replaced by RSA-3072.
     """
     directory = Path(directory)
     key_path, cert_path = directory / "signing.key", directory / "signing.pem"
@@ -183,7 +191,8 @@ def rotate_signing_key(directory: Path, *, now: dt.datetime, days: int = 365,
                           "run `niem-exchange certs dev-pki` or put the signing pair there")
     current = load_certificate(cert_path, subject="signing certificate")
     ca_key_path, ca_cert_path = directory / "ca.key", directory / "ca.pem"
-    new_key = _new_key()
+    # Same algorithm as before (receivers configured for ECDSA-SHA256 keep getting it); RSA-3072 otherwise.
+    new_key = _new_key(SigningKeyType.of(current.public_key()) or SigningKeyType.RSA_3072)
     if not ca_key_path.exists():
         next_key, request = directory / "signing-next.key", directory / "signing-next.csr"
         if next_key.exists():

@@ -18,7 +18,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from exchange.cli import app
-from exchange.security import SigningIdentity, fingerprint, key_id, mint_dev_pki, sign, verify
+from exchange.security import SignatureMethod, SigningIdentity, fingerprint, key_id, mint_dev_pki, sign, verify
 from transforms.model.errors import ConfigError, SecurityError
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -102,6 +102,17 @@ def test_list_shows_expiry_warns_30_days_ahead_and_fails_on_expired_or_swapped(t
     assert broken.exit_code == 1
     assert "expired.pem: expired" in broken.output
     assert "recipients/state.pem: pin mismatch" in broken.output
+
+
+def test_rotating_an_ecdsa_signing_key_keeps_ecdsa(tmp_path):
+    """A county that chose ECDSA P-256 (receivers set up for ECDSA-SHA256) is not switched to RSA by a rotation."""
+    pki = mint_dev_pki(tmp_path / "dev", organization="Fast County", recipients=[], now=NOW, signing_key_type="ec-p256")
+    result = cli("certs", "rotate", "--dir", pki.directory)
+    assert result.exit_code == 0, result.output
+    rotated = SigningIdentity.load(pki.signing_key, pki.signing_certificate)
+    assert rotated.method is SignatureMethod.ECDSA_SHA256
+    signed = etree.tostring(sign(etree.fromstring(b"<m xmlns='urn:r'><v>1</v></m>"), rotated))
+    assert verify(signed, [pki.signing_certificate]) is not None
 
 
 def test_rotate_with_the_dev_ca_keeps_the_old_pair_and_signs_with_a_new_key_id(tmp_path):
