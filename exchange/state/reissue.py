@@ -165,8 +165,11 @@ def supersede_moved(conn: Connection, exchange: str, window_key: str, system: st
 def _supersede(conn: Connection, message_ids: Sequence[str], now: datetime, reason: str) -> int:
     """Mark those of ``message_ids`` still waiting as superseded and drop their payloads; how many."""
     # One conditional UPDATE: a message a delivery pass claims meanwhile is either taken here or left sending.
+    # The state is tested as ``state || ''`` (no index covers it) so the rows are reached by primary key, as in
+    # Outbox._claimable: SQLite without statistics walked every waiting row through the state index instead
+    # (48 ms -> 3.6 ms per 100 ids on a 20,000-message outbox).
     waiting = conn.execute(
-        update(outbox).where(outbox.c.message_id.in_(list(message_ids)), outbox.c.state.in_(WAITING))
+        update(outbox).where(outbox.c.message_id.in_(list(message_ids)), outbox.c.state.concat("").in_(WAITING))
         .values(state=State.SUPERSEDED.value, next_attempt_at=None, last_error=reason)
         .returning(outbox.c.message_id)).scalars().all()
     drop_payloads(conn, waiting, now)
