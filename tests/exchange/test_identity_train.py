@@ -54,6 +54,17 @@ def _extracts(directory: Path, count: int, seed: int, files: int = 2) -> tuple[l
     return paths, truth
 
 
+
+def _f1_of_each(tmp_path: Path, test_files, truth, models: dict[str, Path]) -> dict[str, float]:
+    """Link the held-out extracts with each named model through the CLI; the F1 each one reaches."""
+    scores = {}
+    for name, model in models.items():
+        out = tmp_path / f"links-{name}.csv"
+        result = _run("link", *test_files, "--columns", COLUMNS, "--model", model, "--out", out)
+        assert result.exit_code == 0, result.output
+        scores[name] = _f1(out, truth)
+    return scores
+
 def _f1(links: Path, truth: dict[tuple[str, int], int]) -> float:
     """Pairwise F1 of the clusters in a links.csv against the generated truth."""
     ids = {(r["file"], int(r["row"])): r["shared_id"] for r in csv.DictReader(links.open())}
@@ -80,12 +91,7 @@ def test_trained_model_links_about_as_well_as_the_shipped_one(tmp_path):
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps(default_model()))
     test_files, truth = _extracts(tmp_path / "test", 1500, seed=99)
-    scores = {}
-    for name, path in (("trained", model), ("shipped", shipped)):
-        out = tmp_path / f"links-{name}.csv"
-        result = _run("link", *test_files, "--columns", COLUMNS, "--model", path, "--out", out)
-        assert result.exit_code == 0, result.output
-        scores[name] = _f1(out, truth)
+    scores = _f1_of_each(tmp_path, test_files, truth, {"trained": model, "shipped": shipped})
     assert scores["shipped"] > 0.9
     assert scores["trained"] >= scores["shipped"] - 0.02, scores
 
@@ -186,11 +192,6 @@ def test_spark_backend_trains_a_model_that_links_as_well_as_duckdbs(tmp_path):
         assert "model estimated from 1000 rows" in trained.stdout + trained.stderr
     assert json.loads(models["spark"].read_text())["comparisons"], "the Spark model has its comparisons"
     test_files, truth = _extracts(tmp_path / "test", 800, seed=42)
-    scores = {}
-    for backend, model in models.items():
-        out = tmp_path / f"links-{backend}.csv"
-        result = _run("link", *test_files, "--columns", COLUMNS, "--model", model, "--out", out)
-        assert result.exit_code == 0, result.output
-        scores[backend] = _f1(out, truth)
+    scores = _f1_of_each(tmp_path, test_files, truth, models)
     assert scores["duckdb"] > 0.9
     assert scores["spark"] >= scores["duckdb"] - 0.02, scores
