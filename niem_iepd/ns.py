@@ -58,13 +58,17 @@ MESSAGE_ROOTS: dict[str, QName] = {
 }
 
 class ElementFactory:
-    """``nc.PersonName(nc.PersonGivenName("Ann"))``: lxml's ``ElementMaker`` call style, for the builders' hot path.
+    """``nc.PersonName(nc.PersonGivenName("Ann"))``: lxml's ``ElementMaker`` call style, making real elements.
 
     Arguments are children (elements, appended in order), text (a string before any child element, or the
     tail of the child element it follows) and attribute dicts; keyword arguments are attributes too. Unlike
     ``ElementMaker``, which makes a new partial per attribute lookup and dispatches through a type map per
-    argument, each tag's constructor is made once and kept on the instance: building a message takes about
-    half the time. Anything else (None, numbers) is refused, as ``ElementMaker`` refuses it.
+    argument, each tag's constructor is made once and kept on the instance. Anything else (None, numbers)
+    is refused, as ``ElementMaker`` refuses it.
+
+    For one-off elements (the privacy block, tests). Whole messages are described with the same call style
+    in :mod:`transforms.mapping.tree` and built top-down: each element made here is its own document, and
+    appending it moves it into its parent's, which costs about as much again.
     """
 
     def __init__(self, namespace: str, prefix: str) -> None:

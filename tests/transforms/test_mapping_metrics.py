@@ -9,6 +9,7 @@ from mapping_cases import METRICS, check_golden, header
 from niem_iepd import ns, validator
 from transforms.mapping import program_metrics
 from transforms.mapping.common import basic_person
+from transforms.mapping.tree import append, nc
 from transforms.model import PersonIdentity
 
 SUMMARY = "nx:MetricsSummary"
@@ -38,6 +39,6 @@ def test_negative_count_breaks_nx_count_1():
 
 def test_person_data_in_metrics_breaks_nx_pm_1():
     message = program_metrics(METRICS, header("ProgramMetrics"))
-    person = basic_person(ns.nc.EntityPerson, PersonIdentity("A", "B", None), "NXP-1")
-    message.find(ns.clark(SUMMARY)).append(person)
+    person = basic_person(nc.EntityPerson, PersonIdentity("A", "B", None), "NXP-1")
+    append(message.find(ns.clark(SUMMARY)), person)
     assert "NX-PM-1" in {issue.rule for issue in validator.validate(message)}

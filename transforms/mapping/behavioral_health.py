@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from lxml import etree
 
-from niem_iepd.ns import nc, nx
 from transforms.mapping.common import (
     MessageHeader,
     a_date,
     basic_person,
-    finish,
-    message_root,
+    message,
     organization,
 )
+from transforms.mapping.tree import Node, nc, nx
 from transforms.model import ClinicalRecord, ContactPoint
 from transforms.redaction import derive_need_flag
 
@@ -32,7 +31,6 @@ def behavioral_health_alert(record: ClinicalRecord, shared_id: str, header: Mess
     active behavioral condition that is not substance use, or a crisis plan; nothing from a Part 2
     program): the safe default. The disclosure step sets it again when a Part 2 consent is on file.
     """
-    root = message_root("BehavioralHealthAlert", _PREFIXES, header)
     need = derive_need_flag(record, part2_consent=False).need
     element = nx.BehavioralHealthNeed(
         basic_person(nx.AlertSubject, record.person, shared_id, sex=False),
@@ -44,15 +42,14 @@ def behavioral_health_alert(record: ClinicalRecord, shared_id: str, header: Mess
         element.append(_point_of_contact(record.case_manager))
     if record.last_encounter_at is not None:
         element.append(a_date(nx.LastEncounterDate, record.last_encounter_at.date()))
-    root.append(element)
-    return finish(root, _PREFIXES)
+    return message("BehavioralHealthAlert", _PREFIXES, header, element)
 
 
 def _boolean(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _point_of_contact(contact: ContactPoint) -> etree._Element:
+def _point_of_contact(contact: ContactPoint) -> Node:
     element = nx.CaseManagerContact()
     if contact.name:
         element.append(nc.PersonName(nc.PersonFullName(contact.name)))

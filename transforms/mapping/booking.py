@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from lxml import etree
 
-from niem_iepd import ns
-from niem_iepd.ns import j, nc
 from transforms.mapping.common import (
     MessageHeader,
     a_date,
     date_time,
     identification,
-    message_metadata,
+    message,
     organization,
     shared_person_identification,
 )
+from transforms.mapping.tree import Node, j, nc
 from transforms.model import Charge, JailBooking, PersonIdentity
 
 #: NCIC race letters (as jail systems export them) -> the values of j:PersonRaceCodeSimpleType.
@@ -30,28 +29,30 @@ RACE_CODES = {
     "U": "UNKNOWN",
 }
 
-_NSMAP = {p: ns.PREFIXES[p] for p in ("bn", "nx", "nc", "j", "structures")}
+_PREFIXES = ("bn", "nx", "nc", "j", "structures")
 
 
 def booking_notification(booking: JailBooking, shared_id: str, header: MessageHeader) -> etree._Element:
     """Build the BookingNotification for one booking of the person known by ``shared_id``."""
-    root = etree.Element(ns.MESSAGE_ROOTS["BookingNotification"], nsmap=_NSMAP)
-    root.append(message_metadata(header))
-    root.append(booking_element(booking, shared_id))
-    etree.cleanup_namespaces(root, top_nsmap=_NSMAP)
-    return root
+    return message("BookingNotification", _PREFIXES, header, booking_element(booking, shared_id))
 
 
-def booking_element(booking: JailBooking, shared_id: str, *, with_charges: bool = True) -> etree._Element:
-    """The ``j:Booking`` of one booking (shared with ReleaseNotification, which leaves the charges out)."""
+def booking_element(booking: JailBooking, shared_id: str, *, with_charges: bool = True,
+                    release: Node | None = None) -> Node:
+    """The ``j:Booking`` of one booking (shared with ReleaseNotification, which leaves the charges out).
+
+    ``release``, a ``j:BookingRelease``, goes right before the subject, where the j:BookingType sequence has it.
+    """
     element = j.Booking(
         identification(nc.ActivityIdentification, booking.booking_number),
         date_time(nc.ActivityDate, booking.booked_at),
         organization(j.BookingAgency, booking.booking_agency),
         identification(j.BookingAgencyRecordIdentification, booking.booking_number),
         j.BookingDetentionFacility(nc.FacilityName(booking.facility)),
-        j.BookingSubject(_person(booking.person, shared_id)),
     )
+    if release is not None:
+        element.append(release)
+    element.append(j.BookingSubject(_person(booking.person, shared_id)))
     if with_charges and (booking.charges or booking.arresting_agency):
         arrest = j.Arrest()
         if booking.arresting_agency:
@@ -61,7 +62,7 @@ def booking_element(booking: JailBooking, shared_id: str, *, with_charges: bool 
     return element
 
 
-def _person(person: PersonIdentity, shared_id: str) -> etree._Element:
+def _person(person: PersonIdentity, shared_id: str) -> Node:
     name = nc.PersonName(nc.PersonGivenName(person.given_name))
     if person.middle_name:
         name.append(nc.PersonMiddleName(person.middle_name))
@@ -82,7 +83,7 @@ def _person(person: PersonIdentity, shared_id: str) -> etree._Element:
     return element
 
 
-def _charge(charge: Charge) -> etree._Element:
+def _charge(charge: Charge) -> Node:
     return j.ArrestCharge(
         j.ChargeCountQuantity(str(charge.counts)),
         j.ChargeDescriptionText(charge.description),

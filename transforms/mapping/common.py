@@ -7,7 +7,8 @@ from datetime import date, datetime, timezone
 from lxml import etree
 
 from niem_iepd import ns
-from niem_iepd.ns import IEPD_VERSION, nc, nx, j
+from niem_iepd.ns import IEPD_VERSION
+from transforms.mapping.tree import Node, build, j, nc, nx
 from transforms.model import PersonIdentity
 
 SHARED_ID_CATEGORY = "niem-exchange shared person identifier"
@@ -32,7 +33,7 @@ class Period:
     end: date
 
 
-def reporting_period(period: Period) -> etree._Element:
+def reporting_period(period: Period) -> Node:
     """``nx:ReportingPeriod`` with its nc:StartDate and nc:EndDate."""
     return nx.ReportingPeriod(a_date(nc.StartDate, calendar_day(period.start)),
                               a_date(nc.EndDate, calendar_day(period.end)))
@@ -43,27 +44,27 @@ def calendar_day(value: date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def identification(tag, value: str) -> etree._Element:
+def identification(tag, value: str) -> Node:
     """``<tag><nc:IdentificationID>value</nc:IdentificationID></tag>``."""
     return tag(nc.IdentificationID(value))
 
 
-def date_time(tag, value: datetime) -> etree._Element:
+def date_time(tag, value: datetime) -> Node:
     """An ``nc:DateType`` element holding an ``nc:DateTime``; naive datetimes are refused upstream."""
     return tag(nc.DateTime(value.isoformat()))
 
 
-def a_date(tag, value: date) -> etree._Element:
+def a_date(tag, value: date) -> Node:
     """An ``nc:DateType`` element holding an ``nc:Date``."""
     return tag(nc.Date(value.isoformat()))
 
 
-def organization(tag, name: str) -> etree._Element:
+def organization(tag, name: str) -> Node:
     """An ``nc:OrganizationType`` element with just its name."""
     return tag(nc.OrganizationName(name))
 
 
-def message_metadata(header: MessageHeader) -> etree._Element:
+def message_metadata(header: MessageHeader) -> Node:
     """The ``nx:MessageMetadata`` block that opens every message."""
     sent = header.sent_at.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     return nx.MessageMetadata(
@@ -90,14 +91,16 @@ def privacy_metadata(confidentiality: str, part2: bool, notice: str, consent_id:
     """
     if confidentiality not in CONFIDENTIALITY_CODES:
         raise ValueError(f"confidentiality must be one of {', '.join(CONFIDENTIALITY_CODES)}")
-    element = nx.PrivacyMetadata(
-        nx.ConfidentialityCode(confidentiality),
-        nx.Part2LabelIndicator("true" if part2 else "false"),
+    # A standalone element, inserted into a built message later: made with the registry's real-element
+    # factories (ns.nx, ns.nc), not described as nodes like the messages themselves.
+    element = ns.nx.PrivacyMetadata(
+        ns.nx.ConfidentialityCode(confidentiality),
+        ns.nx.Part2LabelIndicator("true" if part2 else "false"),
     )
     if notice:
-        element.append(nx.RedisclosureNoticeText(notice))
+        element.append(ns.nx.RedisclosureNoticeText(notice))
     if consent_id:
-        element.append(identification(nx.ConsentIdentification, consent_id))
+        element.append(ns.nx.ConsentIdentification(ns.nc.IdentificationID(consent_id)))
     return element
 
 
@@ -115,21 +118,19 @@ def insert_privacy_metadata(message: etree._Element, privacy: etree._Element) ->
     return message
 
 
-def message_root(message_type: str, prefixes: tuple[str, ...], header: MessageHeader) -> etree._Element:
-    """The root element of ``message_type`` declaring ``prefixes``, opened with its nx:MessageMetadata."""
-    nsmap = {prefix: ns.PREFIXES[prefix] for prefix in prefixes}
-    root = etree.Element(ns.MESSAGE_ROOTS[message_type], nsmap=nsmap)
-    root.append(message_metadata(header))
+def message(message_type: str, prefixes: tuple[str, ...], header: MessageHeader, *body: Node) -> etree._Element:
+    """The message ``message_type``: its root declaring ``prefixes``, its nx:MessageMetadata, then ``body``.
+
+    The tree is built once, top-down (see :mod:`transforms.mapping.tree`); declarations of prefixes no
+    element uses are then dropped, so a message declares exactly the namespaces it uses, all on its root.
+    """
+    root = build(ns.MESSAGE_ROOTS[message_type], {prefix: ns.PREFIXES[prefix] for prefix in prefixes},
+                 message_metadata(header), *body)
+    etree.cleanup_namespaces(root)
     return root
 
 
-def finish(root: etree._Element, prefixes: tuple[str, ...]) -> etree._Element:
-    """Drop namespace declarations the ElementMakers repeated below the root; return ``root``."""
-    etree.cleanup_namespaces(root, top_nsmap={prefix: ns.PREFIXES[prefix] for prefix in prefixes})
-    return root
-
-
-def basic_person(tag, person: PersonIdentity, shared_id: str, *, sex: bool = True) -> etree._Element:
+def basic_person(tag, person: PersonIdentity, shared_id: str, *, sex: bool = True) -> Node:
     """A ``nc:PersonType`` element: birth date, name, the shared identifier and (optionally) sex.
 
     The minimum that lets a recipient recognise the person; no address, SSN or race.
@@ -149,7 +150,7 @@ def basic_person(tag, person: PersonIdentity, shared_id: str, *, sex: bool = Tru
     return element
 
 
-def shared_person_identification(shared_id: str) -> etree._Element:
+def shared_person_identification(shared_id: str) -> Node:
     """The shared unique person identifier, carried as ``nc:PersonOtherIdentification``."""
     return nc.PersonOtherIdentification(
         nc.IdentificationID(shared_id),
@@ -158,6 +159,6 @@ def shared_person_identification(shared_id: str) -> etree._Element:
 
 
 __all__ = ["CONFIDENTIALITY_CODES", "MessageHeader", "Period", "a_date", "basic_person", "calendar_day",
-           "date_time", "finish", "reporting_period",
-           "identification", "insert_privacy_metadata", "j", "message_metadata", "message_root", "nc", "nx",
+           "date_time", "reporting_period",
+           "identification", "insert_privacy_metadata", "j", "message", "message_metadata", "nc", "nx",
            "organization", "privacy_metadata", "shared_person_identification"]

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from lxml import etree
 
-from niem_iepd.ns import nc, nx
 from transforms.mapping.common import (
     MessageHeader,
     basic_person,
     date_time,
-    finish,
     identification,
-    message_root,
+    message,
     organization,
 )
+from transforms.mapping.tree import nc, nx
 from transforms.model import CrisisContact
 
 _PREFIXES = ("ccr", "nx", "nc", "j", "structures")
@@ -26,7 +25,6 @@ _PREFIXES = ("ccr", "nx", "nc", "j", "structures")
 
 def crisis_contact_report(contact: CrisisContact, shared_id: str, header: MessageHeader) -> etree._Element:
     """Build the CrisisContactReport for one police contact with the person known by ``shared_id``."""
-    root = message_root("CrisisContactReport", _PREFIXES, header)
     augmentation = nx.PersonEncounterAugmentation(basic_person(nx.EncounterSubject, contact.person, shared_id))
     if contact.agency:
         augmentation.append(organization(nx.EncounterAgency, contact.agency))
@@ -42,5 +40,4 @@ def crisis_contact_report(contact: CrisisContact, shared_id: str, header: Messag
     if contact.reason:
         encounter.append(nc.ActivityReasonText(contact.reason))
     encounter.append(augmentation)
-    root.append(encounter)
-    return finish(root, _PREFIXES)
+    return message("CrisisContactReport", _PREFIXES, header, encounter)

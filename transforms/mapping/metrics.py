@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from niem_iepd.ns import nx
-from transforms.mapping.common import MessageHeader, Period, finish, message_root, reporting_period
+from transforms.mapping.common import MessageHeader, Period, message, reporting_period
+from transforms.mapping.tree import nx
 
 _PREFIXES = ("pm", "nx", "nc", "structures")
 
@@ -30,8 +30,6 @@ class MetricsReport:
 
 def program_metrics(report: MetricsReport, header: MessageHeader) -> etree._Element:
     """Build the ProgramMetrics message of ``report``; dispositions are written in code order."""
-    root = message_root("ProgramMetrics", _PREFIXES, header)
-    root.append(reporting_period(report.period))
     summary = nx.MetricsSummary(
         nx.ContactCountQuantity(str(report.contacts)),
         nx.PersonCountQuantity(str(report.people)),
@@ -41,5 +39,4 @@ def program_metrics(report: MetricsReport, header: MessageHeader) -> etree._Elem
             nx.CrisisDispositionCode(code), nx.CountQuantity(str(report.dispositions[code]))))
     summary.append(nx.DiversionCountQuantity(str(report.diversions)))
     summary.append(nx.RepeatEncounterCountQuantity(str(report.repeat_encounters)))
-    root.append(summary)
-    return finish(root, _PREFIXES)
+    return message("ProgramMetrics", _PREFIXES, header, reporting_period(report.period), summary)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from niem_iepd import ns
-from niem_iepd.ns import j, nc
 from transforms.mapping.booking import booking_element
-from transforms.mapping.common import MessageHeader, date_time, finish, message_root
+from transforms.mapping.common import MessageHeader, date_time, message
+from transforms.mapping.tree import j, nc
 from transforms.model import JailBooking, RecordError
 
 _PREFIXES = ("rn", "nx", "nc", "j", "structures")
@@ -23,9 +22,6 @@ def release_notification(booking: JailBooking, shared_id: str, header: MessageHe
         raise RecordError(str(booking.ref), "released_at", "booking has no release date and time")
     if booking.released_at < booking.booked_at:
         raise RecordError(str(booking.ref), "released_at", "release is earlier than the booking")
-    root = message_root("ReleaseNotification", _PREFIXES, header)
-    element = booking_element(booking, shared_id, with_charges=False)
-    subject = element.find(ns.clark("j:BookingSubject"))
-    subject.addprevious(j.BookingRelease(date_time(nc.ActivityDate, booking.released_at)))
-    root.append(element)
-    return finish(root, _PREFIXES)
+    release = j.BookingRelease(date_time(nc.ActivityDate, booking.released_at))
+    return message("ReleaseNotification", _PREFIXES, header,
+                   booking_element(booking, shared_id, with_charges=False, release=release))

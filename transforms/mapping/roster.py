@@ -12,17 +12,16 @@ from datetime import date
 
 from lxml import etree
 
-from niem_iepd.ns import nx
 from transforms.mapping.common import (
     MessageHeader,
     Period,
     a_date,
     calendar_day,
-    finish,
-    message_root,
+    message,
     reporting_period,
     shared_person_identification,
 )
+from transforms.mapping.tree import nx
 
 _PREFIXES = ("ffr", "nx", "nc", "structures")
 
@@ -42,8 +41,7 @@ def familiar_faces_roster(entries: Iterable[RosterEntry], period: Period, header
 
     ValueError if an entry has no per-system count (the schema requires at least one).
     """
-    root = message_root("FamiliarFacesRoster", _PREFIXES, header)
-    root.append(reporting_period(period))
+    body = [reporting_period(period)]
     for entry in entries:
         if not entry.counts_by_system:
             raise ValueError("roster entry has no per-system count")
@@ -55,8 +53,8 @@ def familiar_faces_roster(entries: Iterable[RosterEntry], period: Period, header
         for system in sorted(entry.counts_by_system):
             element.append(nx.SystemContactCount(
                 nx.SourceSystemText(system), nx.CountQuantity(str(entry.counts_by_system[system]))))
-        root.append(element)
-    return finish(root, _PREFIXES)
+        body.append(element)
+    return message("FamiliarFacesRoster", _PREFIXES, header, *body)
 
 
 __all__ = ["RosterEntry", "familiar_faces_roster"]
