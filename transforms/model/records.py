@@ -194,18 +194,66 @@ def record_digest(record: object) -> str:
     """A SHA-256 over a record's content (every field but its source reference): same content, same digest.
 
     A record that changes at the source (a corrected charge) gets a new digest, hence a new message; the
-    same record read twice, from another file or row, does not.
+    same record read twice, from another file or row, does not. The digest is part of every message id,
+    so its input must never change: sorted-key compact JSON of the fields, dates in ISO 8601, nested
+    records as objects of all their fields, sets as lists sorted by ``str``.
     """
-    payload = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "ref"}
-    blob = json.dumps(payload, sort_keys=True, default=_plain, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
+    kind = type(record)
+    names = _RECORD_FIELD_NAMES.get(kind)
+    if names is None:
+        names = _RECORD_FIELD_NAMES[kind] = tuple(name for name in _field_names(kind) if name != "ref")
+    return hashlib.sha256(_JSON.encode(_plain_fields(record, names)).encode()).hexdigest()
+
+
+# What ``json.dumps(payload, sort_keys=True, separators=(",", ":"))`` makes, without a new encoder per call.
+# Keys need no sorting: every object _plain makes has its keys in sorted order already.
+# No circular check: _plain copies every container, and a record that held itself would recurse there first.
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Field names per dataclass type in sorted order: ``dataclasses.fields()`` rebuilds its answer on every call."""
+_RECORD_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""The same without ``ref``: what a record's digest covers."""
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(sorted(f.name for f in fields(cls)))
+    return names
+
+
+def _plain_fields(obj: object, names: tuple[str, ...]) -> dict[str, object]:
+    """The fields ``names`` of dataclass ``obj`` as a dict of JSON types, keys in sorted order."""
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        kind = type(value)
+        # Most fields are plain strings, numbers or None: no call for them.
+        out[name] = value if kind is str or kind is int or kind is bool or value is None else _plain(value)
+    return out
 
 
 def _plain(value: object) -> object:
+    """``value`` as JSON types, written as ``json.dumps`` would with the digest's original ``default=`` hook.
+
+    JSON types (str, int, float, bool, None and their subclasses) are left for json to write; containers
+    are walked (dict keys in sorted order, as ``sort_keys`` has them); dates, dataclasses and sets become
+    what the hook made of them: ISO 8601 text, an object of every field, a list sorted by ``str``.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, (str, int, float)):
+        return value
     if isinstance(value, (date, datetime)):
         return value.isoformat()
-    if is_dataclass(value):
-        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain_fields(value, _field_names(type(value)))
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    raise TypeError(type(value).__name__)
+        return [_plain(item) for item in sorted(value, key=str)]
+    raise TypeError(kind.__name__)
