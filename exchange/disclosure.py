@@ -168,7 +168,7 @@ def prepare(
         root, flag_part2 = _reflag(root, record, part2_consent=consent is not None)
     result = redact(root, rule, token_key=policy.token_key, part2_record=part2, part2_consent=consent is not None)
     out = result.root
-    flag_left = out.find(".//" + ns.clark(NEED_FLAG)) is not None
+    flag_left = out.find(_NEED_FLAG_ANYWHERE) is not None
     disclosed_part2 = consent is not None and part2 and (
         result.part2_disclosed or part2_whole(record) or (flag_part2 and flag_left))
     if disclosed_part2:
@@ -182,16 +182,17 @@ def prepare(
 
 
 NEED_FLAG = "nx:BehavioralHealthNeedIndicator"
+_NEED_FLAG_ANYWHERE = ".//" + ns.clark(NEED_FLAG)  # built once: this runs for every message
 
 
 def _reflag(root: etree._Element, record: ClinicalRecord, *, part2_consent: bool) -> tuple[etree._Element, bool]:
     """Set the need flag from :func:`derive_need_flag` (no Part 2 data without consent) on a copy of ``root``."""
     flag = derive_need_flag(record, part2_consent=part2_consent)
-    elements = root.findall(".//" + ns.clark(NEED_FLAG))
+    elements = root.findall(_NEED_FLAG_ANYWHERE)
     if not elements:
         return root, False
     root = copy.deepcopy(root)
-    for element in root.findall(".//" + ns.clark(NEED_FLAG)):
+    for element in root.findall(_NEED_FLAG_ANYWHERE):
         element.text = "true" if flag.need else "false"
     return root, flag.part2_used
 
