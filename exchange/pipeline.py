@@ -256,11 +256,15 @@ def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> D
     if not due:
         return DeliveryCounts()
     transport = ex.transport(recipient_id)
+    chunks = [due[start:start + _CLAIM_CHUNK] for start in range(0, len(due), _CLAIM_CHUNK)]
     try:
-        # Claimed in small chunks (one transaction each: a commit is the dominant cost per message); each id is
-        # tried at most once per pass, however short its backoff. Ids another pass took are skipped.
-        for start in range(0, len(due), _CLAIM_CHUNK):
-            claimed = ex.outbox.claim_many(due[start:start + _CLAIM_CHUNK], ex.clock())
+        # Claimed in small chunks (one transaction each: a commit is the dominant wait per chunk), each after the
+        # first in the commit that settles the one before it; each id is tried at most once per pass, however
+        # short its backoff. Ids another pass took are skipped.
+        claimed: list[QueuedMessage] | None = None
+        for index, chunk in enumerate(chunks):
+            if claimed is None:  # not taken by the settling of the chunk before (the first, or none committed)
+                claimed = ex.outbox.claim_many(chunk, ex.clock())
             sent: list[tuple[QueuedMessage, Receipt]] = []
             stop: tuple[BaseException, list[QueuedMessage]] | None = None
             for position, message in enumerate(claimed):
@@ -275,9 +279,10 @@ def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> D
                     stop = (error, claimed[position:])
                     break
                 sent.append((message, receipt))
+            following = chunks[index + 1] if stop is None and index + 1 < len(chunks) else []
             try:  # what went out before a stop is settled as well: it is at the receiver
-                settled = _settle(ex, recipient, transport, sent)
-            except BaseException as error:
+                settled, claimed = _settle(ex, recipient, transport, sent, following)
+            except BaseException as error:  # its commit, with the next chunk's claims, did not happen
                 _release(ex, [m for m, _ in sent] + (stop[1] if stop else []), error)
                 raise
             delivered += settled.delivered
@@ -306,7 +311,8 @@ def _release(ex: Exchange, messages: list[QueuedMessage], error: BaseException) 
         ex.outbox.release(message.message_id, f"delivery stopped: {type(error).__name__}", ex.clock())
 
 
-def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, Receipt]]) -> DeliveryCounts:
+def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, Receipt]],
+            following: list[str]) -> tuple[DeliveryCounts, list[QueuedMessage] | None]:
     """Record a chunk's receipts: flush the transport, then every receipt and its ledger entry in one commit.
 
     A transport with a ``flush()`` (the local outbox) makes what it delivered durable there, once per chunk
@@ -314,16 +320,20 @@ def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, 
     fails, each message counts a failed attempt and goes out again later (the transport is idempotent per
     message id, so the receiver still gets one copy). A crash before the commit leaves the chunk claimed:
     the next pass after the lease delivers it again the same way.
+
+    The ids of ``following`` (the pass's next chunk) are claimed in the same commit, which saves the pass a
+    commit per chunk; returns the counts and those claimed messages, or None when nothing was committed here
+    (the caller claims them itself).
     """
     if not sent:
-        return DeliveryCounts()
+        return DeliveryCounts(), None
     flush = getattr(transport, "flush", None)
     if flush is not None:
         try:
             flush()
         except (RetryableError, PermanentError) as error:
             dead = sum(_fail(ex, message, error) for message, _ in sent)
-            return DeliveryCounts(0, len(sent) - dead, dead)
+            return DeliveryCounts(0, len(sent) - dead, dead), None
     terms: dict[str, dict[str, str]] = {}
     entries = []
     for message, receipt in sent:
@@ -338,7 +348,8 @@ def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, 
     with ex.engine.begin() as conn:
         ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
         ledger.append_many(conn, entries)
-    return DeliveryCounts(len(sent))
+        claimed = ex.outbox.claim_many(following, ex.clock(), conn=conn)
+    return DeliveryCounts(len(sent)), claimed
 
 
 class RunObserver:

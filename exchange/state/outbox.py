@@ -282,26 +282,31 @@ class Outbox:
         claimed = self.claim_many([message_id], now)
         return claimed[0] if claimed else None
 
-    def claim_many(self, message_ids: Sequence[str], now: datetime) -> list[QueuedMessage]:
+    def claim_many(self, message_ids: Sequence[str], now: datetime, *,
+                   conn: Connection | None = None) -> list[QueuedMessage]:
         """Take those of ``message_ids`` that are still due, in one transaction; return them oldest first.
 
         The conditional UPDATE is the lock: of two processes claiming the same row, exactly one matches; a
-        random token per call tells our claims apart from anyone else's.
+        random token per call tells our claims apart from anyone else's. With ``conn`` the claim joins the
+        caller's transaction (a delivery pass claims its next chunk in the commit that settles the last one)
+        and holds only once that commits.
         """
         if not message_ids:
             return []
+        if conn is None:
+            with self._engine.begin() as own:
+                return self.claim_many(message_ids, now, conn=own)
         lease_end = now + self.policy.lease
         token = str(uuid.uuid4())
         ids = list(dict.fromkeys(message_ids))
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(outbox).where(outbox.c.message_id.in_(ids), self._claimable(now))
-                .values(state=State.SENDING.value, next_attempt_at=lease_end, claim_token=token)
-            )
-            rows = conn.execute(  # ours: the token is this call's (no index on it either: the ids lead)
-                _WITH_PAYLOAD.where(outbox.c.message_id.in_(ids), outbox.c.claim_token == token)
-                .order_by(outbox.c.created_at, outbox.c.message_id)
-            ).all()
+        conn.execute(
+            update(outbox).where(outbox.c.message_id.in_(ids), self._claimable(now))
+            .values(state=State.SENDING.value, next_attempt_at=lease_end, claim_token=token)
+        )
+        rows = conn.execute(  # ours: the token is this call's (no index on it either: the ids lead)
+            _WITH_PAYLOAD.where(outbox.c.message_id.in_(ids), outbox.c.claim_token == token)
+            .order_by(outbox.c.created_at, outbox.c.message_id)
+        ).all()
         return [_queued(r) for r in rows]
 
     def release(self, message_id: str, reason: str, now: datetime) -> None:
