@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -132,10 +132,15 @@ class LocalOutbox:
         placed: set[str] = set()
         try:
             if staged:
-                # Content durable before any name points at it. Concurrent fsyncs share journal commits.
+                # Content durable before any name points at it. Concurrent fsyncs share the disk's flushes.
                 if self._syncers is None:  # one pool for the pass: starting threads per chunk cost ~0.2 ms a file
                     self._syncers = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
-                list(self._syncers.map(lambda s: os.fsync(s.fd), staged))
+                # Every fsync ends before the finally below closes the descriptors (map stops at the first
+                # failure and leaves the others running: one could fsync a reused descriptor, another file).
+                syncs = [self._syncers.submit(os.fsync, s.fd) for s in staged]
+                wait(syncs)
+                for sync in syncs:
+                    sync.result()  # the first failure: nothing of the chunk is renamed
                 for s in staged:
                     os.replace(s.temporary, s.target)
                     placed.add(s.target.name)

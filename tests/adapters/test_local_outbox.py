@@ -2,14 +2,18 @@
 after it, idempotent per message id across restarts, and `sha256sum -c` agrees with the manifest."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import subprocess
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
 
 from adapters.delivery.local_outbox import MANIFEST, MAX_STAGED, LocalOutbox
-from transforms.model import PermanentError
+from transforms.model import PermanentError, RetryableError
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
 
@@ -71,4 +75,38 @@ def test_many_deliveries_without_a_flush_are_flushed_in_bounded_chunks(tmp_path)
     assert len(list(tmp_path.glob("*.xml"))) == MAX_STAGED  # at most MAX_STAGED files held open
     box.flush()
     assert len(_listed(tmp_path)) == MAX_STAGED + 3
+    box.close()
+
+
+def test_a_failed_fsync_places_nothing_and_no_other_fsync_outlives_its_descriptor(tmp_path, monkeypatch):
+    real_fsync, calls, lost = os.fsync, [], []
+    lock = threading.Lock()
+
+    def failing_fsync(fd: int) -> None:
+        with lock:
+            calls.append(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(f"{_message(0)[0]}.xml.part"):  # the chunk's first
+            raise OSError(errno.EIO, "injected writeback error")
+        time.sleep(0.1)  # still syncing when the first failure is known
+        try:
+            os.fstat(fd)
+        except OSError:
+            lost.append(fd)  # closed under us: a reused number would have synced another file
+
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(20):
+        box.deliver(*_message(n))
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(RetryableError):
+        box.flush()
+    box.close()  # waits for its threads: any fsync still running has ended
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert calls and not lost
+    assert not list(tmp_path.glob("*.xml")) and not (tmp_path / MANIFEST).exists()
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(20):  # the next pass delivers them again: each in place and listed once
+        box.deliver(*_message(n))
+    box.flush()
+    assert sorted(_listed(tmp_path)) == sorted(f"{_message(n)[0]}.xml" for n in range(20))
+    assert not list(tmp_path.glob(".*.part"))
     box.close()
