@@ -133,6 +133,9 @@ class LocalOutbox:
         try:
             if staged:
                 # Content durable before any name points at it. Concurrent fsyncs share the disk's flushes.
+                # All of them here, none as each file is written: started early (an fsync, or posix_fadvise
+                # DONTNEED to begin the writeback), the chunk's writeback made each following file creation
+                # wait, which cost more than the flush saved (bench/RESULTS.md, 2026-12-07).
                 if self._syncers is None:  # one pool for the pass: starting threads per chunk cost ~0.2 ms a file
                     self._syncers = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
                 # Every fsync ends before the finally below closes the descriptors (map stops at the first
