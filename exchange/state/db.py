@@ -182,6 +182,10 @@ person_blocks = Table(
     Column("block_hash", String(64), primary_key=True, doc="HMAC-SHA256 of a blocking value"),
     Column("system", String(64), primary_key=True),
     Column("record_id", String(128), primary_key=True),
+    # The table is nothing but its key (searched by block_hash): without a rowid, SQLite keeps one B-tree
+    # instead of a table plus an index of the same rows (half the bytes, one insert per row instead of two).
+    # Databases created before keep their rowid table and work as they did.
+    sqlite_with_rowid=False,
 )
 
 person_reviews = Table(
