@@ -1,7 +1,7 @@
 """What grows when the person index grows: WAL bytes and syncs per commit, B-tree sizes, candidates per search.
 
 Run: ``.venv/bin/python -m bench.index_io [--sizes 2000,20000,50000] [--batch 100] [--checkpoint 1000]
-[--pool demo|large]``
+[--page-size 4096]``
 
 Links the demo JMS drop of each size (``bench.identity._bookings``) into a fresh SQLite file with
 ``PersonIndex.link_many``, ``--batch`` records a transaction, exactly as ``bench.identity --index`` does, and
@@ -9,8 +9,9 @@ reports for the last tenth of the records (the commits made when the index is ne
 
 - wall and CPU microseconds per record;
 - WAL frames written per commit, read from the WAL file: with ``--checkpoint 0`` the WAL is never reset,
-  so its growth over a commit is exactly the pages that commit wrote (otherwise it is the growth between
-  checkpoints, a lower bound); each frame is a page plus a 24-byte header;
+  so its growth over a commit is exactly the pages that commit wrote, and the frames' page numbers say
+  which B-tree each page belongs to (otherwise the growth between checkpoints, a lower bound); each frame
+  is a page plus a 24-byte header;
 - bytes handed to ``write``/``pwrite`` per commit (``wchar`` of ``/proc/self/io``: WAL frames plus what
   checkpoints copy into the database file) and bytes that reached the block layer (``write_bytes``);
 - syncs are not counted here (SQLite calls them in C): run the script under
@@ -76,7 +77,7 @@ def _frames_by_btree(db: Path, wal: Path, start: int, page: int) -> Counter:
     return counts
 
 
-def measure(size: int, batch: int, checkpoint: int, page_size: int = 0) -> None:
+def measure(size: int, batch: int, checkpoint: int | None, page_size: int = 0) -> None:
     """Link ``size`` demo bookings and print what the last tenth of the commits cost."""
     from sqlalchemy import event
 
@@ -107,15 +108,17 @@ def measure(size: int, batch: int, checkpoint: int, page_size: int = 0) -> None:
                 con.close()
             engine = open_engine(f"sqlite:///{home}/index.db")
 
-            @event.listens_for(engine, "connect")
-            def _checkpoint(dbapi_connection, _record):
-                dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
+            if checkpoint is not None:
+                @event.listens_for(engine, "connect")
+                def _checkpoint(dbapi_connection, _record):
+                    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
 
             engine.dispose()
             index = PersonIndex(engine, b"bench-person-index-secret-32-bytes!", exchange="bench")
             wal = Path(home) / "index.db-wal"
             with engine.connect() as conn:
                 page = conn.exec_driver_sql("PRAGMA page_size").scalar()
+                checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
             links, frames, tail_at = [], [], 0
             tail = len(records) - len(records) // 10
             started = cpu = io = None
@@ -161,7 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,20000,50000")
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--checkpoint", type=int, default=0, help="wal_autocheckpoint pages (0: never)")
+    parser.add_argument("--checkpoint", type=int, default=None,
+                        help="wal_autocheckpoint pages (0: never, as the per-B-tree count needs; default: as open_engine sets)")
     parser.add_argument("--page-size", type=int, default=0, help="page size of the new file (0: the default)")
     args = parser.parse_args()
     for size in (int(s) for s in args.sizes.split(",")):
