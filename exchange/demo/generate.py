@@ -2,7 +2,8 @@
 
 The shape follows what county jail management systems export (and the DSSG jail-bookings schema): one row per
 booking with the person's identifiers, one row per charge. Everyone is invented from lists of common given
-names and surnames; SSNs are drawn from the 900-999 area the SSA never issues, so none can be a real number.
+names and surnames (a drop of more than 20,000 bookings also from made-up surnames, see ``POOL_BOOKINGS``);
+SSNs are drawn from the 900-999 area the SSA never issues, so none can be a real number.
 
 The drop is realistic on purpose: a few "familiar faces" are booked two to six times, some of them under a
 differently spelled name (a new jacket, same fingerprint id), and about 4% of the rows carry one deliberate
@@ -58,6 +59,28 @@ SURNAMES = (
     "Price", "Alvarez", "Castillo", "Sanders", "Patel", "Myers", "Long", "Ross", "Foster", "Jimenez",
     "Peña", "Nuñez", "Washington", "Freeman", "Coleman", "Simmons", "Jenkins", "Perry", "Powell", "Butler",
 )
+# A large drop draws from more surnames than SURNAMES (see surname_pool): made of these parts, e.g. "Ashford",
+# "Kelerton".
+SURNAME_HEADS = (
+    "Ash", "Bal", "Bar", "Bel", "Black", "Brad", "Brook", "Cal", "Car", "Chad", "Clay", "Cold", "Cran", "Dal",
+    "Dun", "Eld", "Elm", "Fair", "Fen", "Fox", "Gar", "Glen", "Gold", "Good", "Hal", "Har", "Hart", "Hol",
+    "Kel", "Ken", "Kirk", "Lang", "Lin", "Lock", "Mad", "Mar", "Mel", "Mont", "Nor", "Oak", "Pem", "Pen",
+    "Quin", "Rad", "Red", "Ros", "Rut", "Sal", "Shel", "Stan", "Stock", "Tal", "Thorn", "Vance", "Wal",
+    "West", "Whit", "Wind", "Wy", "Yar",
+)
+SURNAME_TAILS = (
+    "ford", "ley", "ton", "well", "wood", "man", "by", "dale", "field", "ham", "ridge", "more", "win", "ster",
+    "bury", "combe", "den", "gate", "hurst", "land", "low", "mere", "nell", "rick", "shaw", "stead", "thwaite",
+    "ward", "wick", "worth", "cott", "bourne", "brook", "croft", "ing", "ock", "away", "ell", "ett", "ick",
+)
+SURNAME_LINKS = ("", "er", "in", "a", "el", "ing")
+POOL_BOOKINGS = 20_000
+"""Bookings per SURNAMES-sized share of surnames: a drop of up to this many uses SURNAMES alone (the shipped
+300-booking drop and every drop the tests make are such), a larger one ``bookings / POOL_BOOKINGS`` times as
+many surnames: a county's jail sees thousands of surnames, not 110. With 110 the person index's blocks (same
+surname sound and birth year, say) filled without end: ~16 candidates a search and half the bookings sent to
+review at 50,000. Surname sounds still collapse (Soundex codes: 100 up to 20,000 bookings, 256 at 50,000,
+1,089 at 1,000,000), so blocks still grow, only far more slowly."""
 MIDDLE_INITIALS = "ABCDEFGHIJKLMNOPRSTVW"
 SUFFIXES = ("Jr", "Sr", "II", "III")
 
@@ -231,12 +254,27 @@ class _Ids:
         return self.draw(lambda r: f"9{r.randint(0, 99):02d}{r.randint(1, 99):02d}{r.randint(1, 9999):04d}")
 
 
+def surname_pool(bookings: int) -> tuple[str, ...]:
+    """The surnames a drop of ``bookings`` draws from: SURNAMES, and for a large drop made-up ones too.
+
+    Up to :data:`POOL_BOOKINGS` bookings exactly SURNAMES (so those drops are what they always were);
+    beyond, ``ceil(bookings / POOL_BOOKINGS)`` times as many, the extra ones made of a head, a link and a
+    tail in a fixed order (14,400 at most: enough for 2,600,000 bookings).
+    """
+    shares = -(-bookings // POOL_BOOKINGS)
+    if shares <= 1:
+        return SURNAMES
+    made = [head + link + tail for link in SURNAME_LINKS for tail in SURNAME_TAILS for head in SURNAME_HEADS]
+    return SURNAMES + tuple(made[:len(SURNAMES) * (shares - 1)])
+
+
 def _weighted(rng: random.Random, choices: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
 
 def _people(rng: random.Random, ids: _Ids, bookings: int) -> list[_Person]:
     count = round(bookings * 0.735)
+    surnames = surname_pool(bookings)
     people = []
     for _ in range(count):
         sex = "M" if rng.random() < 0.76 else "F"
@@ -248,7 +286,7 @@ def _people(rng: random.Random, ids: _Ids, bookings: int) -> list[_Person]:
         race = _weighted(rng, (("W", 52), ("B", 38), ("A", 3), ("I", 2), ("U", 5)))
         people.append(_Person(
             internal_id=ids.person(), inmate_number=ids.inmate(), first=first, middle=middle,
-            last=rng.choice(SURNAMES), suffix=suffix, dob=dob, sex=sex, race=race,
+            last=rng.choice(surnames), suffix=suffix, dob=dob, sex=sex, race=race,
             fingerprint=ids.fingerprint(), ssn=ids.ssn() if rng.random() < 0.72 else "",
         ))
     familiar = rng.sample(people, round(count * FAMILIAR_SHARE))

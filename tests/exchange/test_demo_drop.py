@@ -6,7 +6,16 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from exchange.demo.generate import BOOKING_HEADER, CHARGE_HEADER, generate_demo_drop, main, write_demo_drop
+from exchange.demo.generate import (
+    BOOKING_HEADER,
+    CHARGE_HEADER,
+    POOL_BOOKINGS,
+    SURNAMES,
+    generate_demo_drop,
+    main,
+    surname_pool,
+    write_demo_drop,
+)
 
 DEMO = Path(__file__).resolve().parents[2] / "exchange/demo"
 
@@ -52,3 +61,11 @@ def test_the_demo_drop_has_the_promised_shape():
         "unparseable_entry_date": 2, "empty_statute": 1, "non_numeric_counts": 1, "duplicate_booking_number": 1,
     }
     assert len(drop.defects) / len(bookings) < 0.05
+
+
+def test_a_large_drop_draws_from_more_surnames_and_a_drop_up_to_the_pool_size_from_the_common_list():
+    assert surname_pool(300) == surname_pool(POOL_BOOKINGS) == SURNAMES
+    larger = surname_pool(POOL_BOOKINGS + 1)
+    assert larger[:len(SURNAMES)] == SURNAMES and len(set(larger)) == 2 * len(SURNAMES)
+    million = surname_pool(1_000_000)
+    assert len(set(million)) == len(million) == 50 * len(SURNAMES)
