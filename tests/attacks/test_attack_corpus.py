@@ -224,7 +224,9 @@ def sha1_signature(kit: Kit) -> bytes:
     reference = xmlsec.template.add_reference(template, xmlsec.constants.TransformSha1, uri="")
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
-    xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(template)))
+    # the identity's key carries no certificate: write it, as exchange.security.sign does
+    xmlsec.template.x509_data_add_certificate(
+        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(template))).text = kit.identity.certificate_base64
     context = xmlsec.SignatureContext()
     context.key = kit.identity.key
     try:
