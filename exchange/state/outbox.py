@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from exchange.state.bulk import chunks, insert_new
@@ -128,19 +128,6 @@ class OutboxEntry:
     payload_kept: bool
 
 
-def ensure_columns(engine: Engine) -> None:
-    """Add the columns later versions introduced to an outbox table created by an earlier one."""
-    present = {c["name"] for c in inspect(engine).get_columns("outbox")}
-    stamp = "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql" else "TIMESTAMP"
-    wanted = {"next_attempt_at": stamp, "purged_at": stamp, "claim_token": "VARCHAR(36)",
-              "window_key": "VARCHAR(200)"}
-    missing = [(n, t) for n, t in wanted.items() if n not in present]
-    if missing:
-        with engine.begin() as conn:
-            for name, sql_type in missing:
-                conn.execute(text(f"ALTER TABLE outbox ADD COLUMN {name} {sql_type}"))
-
-
 class Outbox:
     """Enqueue, claim and settle messages. Methods are short transactions; safe across processes."""
 
@@ -150,7 +137,6 @@ class Outbox:
         self._exchange = exchange
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
-        ensure_columns(engine)
 
     def known(self, message_ids: Sequence[str]) -> set[str]:
         """Which of these ids are already in the outbox (in any state); one query per 500 ids."""
