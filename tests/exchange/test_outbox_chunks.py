@@ -8,13 +8,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
 from adapters.delivery.local_outbox import MANIFEST, LocalOutbox
 from exchange import pipeline
 from exchange.runtime import open_exchange
 from tests.conftest import mint_demo_home
-from tests.support.drops import small_demo_drop
+from tests.support.drops import local_outbox_exchange
 from transforms.model import SecurityError
 
 RECIPIENT = "county-bh"
@@ -33,20 +32,9 @@ class StoppedAtCall(LocalOutbox):
         return super().deliver(message_id, payload, sha256)
 
 
-def _exchange(home: Path, demo_config: Path) -> Path:
-    """The demo exchange with one recipient on the local outbox and 250 bookings (three claim chunks)."""
-    raw = yaml.safe_load(demo_config.read_text())
-    raw["recipients"] = [r for r in raw["recipients"] if r["id"] == RECIPIENT]
-    raw["recipients"][0]["transport"] = {"kind": "outbox", "path": "var/outbox"}
-    raw["source"]["path"] = str(small_demo_drop(home / "drop", 250))
-    path = home / "local-exchange.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def test_a_pass_stopped_in_a_chunk_claimed_at_the_last_settle_gives_it_back_then_all_go_once(demo_config, tmp_path):
     home = mint_demo_home(tmp_path)
-    config = _exchange(home, demo_config)
+    config = local_outbox_exchange(home, demo_config, RECIPIENT)
     inbox = home / "var/outbox" / RECIPIENT
     clock = lambda: datetime.now(timezone.utc)  # noqa: E731
     StoppedAtCall.stop_at = pipeline._CLAIM_CHUNK + 20  # inside the second chunk

@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import REPO, mint_demo_home
-from tests.support.drops import small_demo_drop
+from tests.support.drops import local_outbox_exchange
 
 RECIPIENT = "county-bh"
 
@@ -58,17 +57,6 @@ print(f"delivered={summary.delivered} failed={summary.failed} dead={summary.dead
 """
 
 
-def _exchange(home: Path, demo_config: Path) -> Path:
-    """The demo exchange with one recipient on the local outbox and a 250-booking drop (three claim chunks)."""
-    raw = yaml.safe_load(demo_config.read_text())
-    raw["recipients"] = [r for r in raw["recipients"] if r["id"] == RECIPIENT]
-    raw["recipients"][0]["transport"] = {"kind": "outbox", "path": "var/outbox"}
-    raw["source"]["path"] = str(small_demo_drop(home / "drop", 250))
-    path = home / "local-exchange.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def _run(config: Path, home: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", RUNNER, str(config), str(home), RECIPIENT], cwd=REPO,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
@@ -77,7 +65,7 @@ def _run(config: Path, home: Path, **env: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("moment", ["before", "after"])
 def test_killed_between_writing_files_and_settling_them_then_run_again(demo_config, tmp_path, moment):
     home = mint_demo_home(tmp_path)
-    config = _exchange(home, demo_config)
+    config = local_outbox_exchange(home, demo_config, RECIPIENT)
     inbox = home / "var/outbox" / RECIPIENT
 
     killed = _run(config, home, KILL_AT_SECOND_FLUSH=moment)

@@ -23,3 +23,19 @@ def small_demo_drop(directory: Path, bookings: int) -> Path:
     with open(directory / "booking_charges.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([charges[0], *[c for c in charges[1:] if c[0] in numbers]])
     return directory
+
+
+def local_outbox_exchange(home: Path, demo_config: Path, recipient: str, bookings: int = 250) -> Path:
+    """The demo exchange cut to ``recipient`` on the local outbox, reading a ``bookings``-row drop; its YAML path.
+
+    250 bookings make three claim chunks of 100 (the delivery tests stop a pass inside one of them).
+    """
+    import yaml
+
+    raw = yaml.safe_load(demo_config.read_text())
+    raw["recipients"] = [r for r in raw["recipients"] if r["id"] == recipient]
+    raw["recipients"][0]["transport"] = {"kind": "outbox", "path": "var/outbox"}
+    raw["source"]["path"] = str(small_demo_drop(home / "drop", bookings))
+    path = home / "local-exchange.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

@@ -13,9 +13,11 @@ import copy
 from lxml import etree
 
 from niem_iepd import ns
-from transforms.redaction import Redaction, Rule, Transform, category_of, element_path, generalize_zip, keyed_token
+from transforms.redaction import Redaction, Rule, Transform, category_of
 from transforms.redaction.categories import PART2_CATEGORIES
-from transforms.redaction.engine import MASK_TEXT
+# The transforms themselves (mask, zip3, token, birth_year) are the engine's own, tested on their own: this
+# reference is about the walk (what is kept, removed, skipped and recorded), which the speed change rewrote.
+from transforms.redaction.engine import _apply, _categories
 
 NOTES = {Transform.MASK: "masked", Transform.BIRTH_YEAR: "year only", Transform.ZIP3: "3-digit ZIP",
          Transform.TOKEN: "keyed token"}
@@ -35,20 +37,9 @@ def reference_redact(root: etree._Element, rule: Rule, *, token_key: bytes, part
                 if etree.QName(name).namespace != ns.STRUCTURES:
                     del element.attrib[name]
     _walk(out, "", rule.allow, transforms, block_part2, token_key, removed, notes)
-    found: set[str] = set()
-    part2 = False
-    for leaf in out.iter():
-        if leaf is out or not isinstance(leaf.tag, str) or len(leaf):
-            continue
-        path = element_path(leaf, out)
-        category = category_of(path)
-        if category == "":
-            continue
-        category = category or "other"
-        part2 = part2 or category in PART2_CATEGORIES
-        note = next((n for p, n in notes.items() if path == p or path.startswith(p + "/")), "")
-        found.add(f"{category} ({note})" if note else category)
-    return Redaction(out, tuple(sorted(found)), tuple(removed), part2_record and part2)
+    # The engine's own read of the finished tree (its fast path collects the categories during the walk instead).
+    categories, part2 = _categories(out, notes)
+    return Redaction(out, categories, tuple(removed), part2_record and part2)
 
 
 def _walk(element, path, allow, transforms, block_part2, key, removed, notes) -> None:
@@ -75,26 +66,3 @@ def _walk(element, path, allow, transforms, block_part2, key, removed, notes) ->
             child.text = None
             if len(child) == 0:
                 child.getparent().remove(child)
-
-
-def _apply(element, transform, key) -> None:
-    leaves = [e for e in element.iter() if isinstance(e.tag, str) and len(e) == 0]
-    if transform is Transform.MASK:
-        for leaf in leaves:
-            leaf.text = MASK_TEXT
-    elif transform is Transform.ZIP3:
-        for leaf in leaves:
-            leaf.text = generalize_zip(leaf.text or "")
-    elif transform is Transform.TOKEN:
-        ids = [leaf for leaf in leaves if leaf.tag == ns.q("nc", "IdentificationID")] or leaves
-        for leaf in ids:
-            leaf.text = keyed_token(key, leaf.text or "")
-    elif transform is Transform.BIRTH_YEAR:
-        for leaf in leaves:
-            if leaf.tag in (ns.q("nc", "Date"), ns.q("nc", "DateTime")):
-                year = etree.Element(ns.q("nc", "Year"))
-                year.text = (leaf.text or "")[:4]
-                year.tail = leaf.tail
-                leaf.getparent().replace(leaf, year)
-            else:
-                leaf.text = (leaf.text or "")[:4]
