@@ -7,6 +7,7 @@ record's reference, not the person.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -198,10 +199,7 @@ def record_digest(record: object) -> str:
     so its input must never change: sorted-key compact JSON of the fields, dates in ISO 8601, nested
     records as objects of all their fields, sets as lists sorted by ``str``.
     """
-    kind = type(record)
-    names = _RECORD_FIELD_NAMES.get(kind)
-    if names is None:
-        names = _RECORD_FIELD_NAMES[kind] = tuple(name for name in _field_names(kind) if name != "ref")
+    names = _digest_field_names(type(record))
     return hashlib.sha256(_JSON.encode(_plain_fields(record, names)).encode()).hexdigest()
 
 
@@ -210,17 +208,16 @@ def record_digest(record: object) -> str:
 # No circular check: _plain copies every container, and a record that held itself would recurse there first.
 _JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-"""Field names per dataclass type in sorted order: ``dataclasses.fields()`` rebuilds its answer on every call."""
-_RECORD_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-"""The same without ``ref``: what a record's digest covers."""
-
-
+@functools.cache  # per dataclass type: ``dataclasses.fields()`` rebuilds its answer on every call
 def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(sorted(f.name for f in fields(cls)))
-    return names
+    """The field names of dataclass ``cls`` in sorted order."""
+    return tuple(sorted(f.name for f in fields(cls)))
+
+
+@functools.cache
+def _digest_field_names(cls: type) -> tuple[str, ...]:
+    """What a record's digest covers: every field but ``ref``, sorted."""
+    return tuple(name for name in _field_names(cls) if name != "ref")
 
 
 def _plain_fields(obj: object, names: tuple[str, ...]) -> dict[str, object]:
