@@ -166,8 +166,11 @@ class SigningIdentity:
     #: Written as ``ds:KeyName`` in every signature, so receivers holding old and new keys during a
     #: rotation (``xmlsec1 --pubkey-cert-pem:<key id> cert.pem``) pick the right one.
     key_id: str = ""
-    #: The DER certificate in base64, wrapped at 64 columns as xmlsec writes it, for ``ds:X509Certificate``.
-    certificate_base64: str = field(default="", repr=False)
+
+    @functools.cached_property
+    def certificate_base64(self) -> str:
+        """The certificate as ``ds:X509Certificate`` text (see :func:`certificate_base64`), made once."""
+        return certificate_base64(self.certificate)
 
     @classmethod
     def load(
@@ -208,7 +211,7 @@ class SigningIdentity:
             else SignatureMethod.RSA_SHA256
         )
         return cls(key=key, certificate=certificate, fingerprint=fingerprint(certificate), method=method,
-                   key_id=key_id(certificate), certificate_base64=certificate_base64(certificate))
+                   key_id=key_id(certificate))
 
 
 @dataclass(frozen=True, eq=False)
