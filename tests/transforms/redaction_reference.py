@@ -61,6 +61,8 @@ def _walk(element, path, allow, transforms, block_part2, key, removed, notes) ->
         if transform is not None:
             _apply(child, transform, key)
             notes[child_path] = NOTES[transform]
+            if child.getparent() is None:  # a date leaf replaced by nc:Year: the note follows it
+                notes[f"{path}/nc:Year" if path else "nc:Year"] = NOTES[transform]
         _walk(child, child_path, allow, transforms, block_part2, key, removed, notes)
         if not whole:
             child.text = None

@@ -129,6 +129,19 @@ def test_field_transforms_birth_year_zip3_mask_and_keyed_token():
     assert "birth date (year only)" in out.categories and "shared person identifier (keyed token)" in out.categories
 
 
+def test_birth_year_on_the_date_leaf_itself_is_recorded_as_year_only():
+    # A profile may aim the transform at nc:Date rather than its container; the leaf is then replaced by
+    # nc:Year and the ledger must still say that only the year went (it used to say "birth date").
+    nc = ns.nc
+    root = etree.Element(ns.q("bn", "BookingNotification"))
+    root.append(nc.Person(nc.PersonBirthDate(nc.Date("1961-07-30")), nc.PersonName(nc.PersonFullName("Ann Lee"))))
+    rule = Rule("BookingNotification", ("nc:Person",), "p", "b",
+                transforms=(("nc:Person/nc:PersonBirthDate/nc:Date", Transform.BIRTH_YEAR),))
+    out = redact(root, rule, token_key=KEY)
+    assert "<nc:Year>1961</nc:Year>" in etree.tostring(out.root, encoding="unicode")
+    assert "birth date (year only)" in out.categories and "birth date" not in out.categories
+
+
 def test_tokens_are_stable_per_agreement_and_differ_across_agreements():
     assert keyed_token(KEY, "NXP-1") == keyed_token(KEY, "NXP-1")
     assert keyed_token(KEY, "NXP-1") != keyed_token(b"x" * 32, "NXP-1")

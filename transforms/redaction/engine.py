@@ -241,8 +241,11 @@ class _Walk:
             if found.transform is not None:
                 _apply(child, found.transform, self.key)
                 self.notes[found.path] = _TRANSFORM_NOTE[found.transform]
-                if child.getparent() is None:  # a birth_year leaf swapped itself for nc:Year
+                if child.getparent() is None:  # a birth_year leaf swapped itself for nc:Year: note that path too
                     self.replaced = True
+                    parent_path = found.path.rpartition("/")[0]
+                    year_path = f"{parent_path}/{_YEAR_STEP}" if parent_path else _YEAR_STEP
+                    self.notes[year_path] = _TRANSFORM_NOTE[found.transform]
             if self.skip and not found.descend:  # wholly allowed, nothing below to change
                 if len(child):
                     self.leaves(child, found)
@@ -288,6 +291,7 @@ _STRUCTURES_PREFIX = "{%s}" % ns.STRUCTURES
 _IDENTIFICATION_ID = ns.q("nc", "IdentificationID")
 _DATES = (ns.q("nc", "Date"), ns.q("nc", "DateTime"))
 _YEAR = ns.q("nc", "Year")
+_YEAR_STEP = _step_of_tag(_YEAR)
 
 
 def _apply(element: etree._Element, transform: Transform, key: bytes) -> None:
