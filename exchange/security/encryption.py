@@ -29,12 +29,17 @@ from collections.abc import Sequence
 
 import xmlsec
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from exchange.security._received import MAX_DOCUMENT_BYTES, parse_received
 from exchange.security.algorithms import LEGACY_BLOCK_CIPHERS, BlockCipher, KeyTransport, describe
-from exchange.security.keys import PrivateKey, RecipientCertificate, key_id, public_key_digest
+from exchange.security.keys import (
+    PrivateKey,
+    RecipientCertificate,
+    key_id,
+    public_key_digest,
+    public_xmlsec_key,
+)
 from transforms.model.errors import SecurityError
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
@@ -70,6 +75,7 @@ def encrypt(root: etree._Element, recipient: RecipientCertificate | Sequence[Rec
     )
     xmlsec.template.encrypted_data_ensure_cipher_value(template)
     key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+    recipient_infos = []
     for each in recipients:
         encrypted_key = xmlsec.template.add_encrypted_key(key_info, KeyTransport.RSA_OAEP_MGF1P.transform)
         xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
@@ -77,7 +83,7 @@ def encrypt(root: etree._Element, recipient: RecipientCertificate | Sequence[Rec
         if len(recipients) > 1:
             # xmlsec finds the key for each EncryptedKey by this name in the shared manager.
             xmlsec.template.add_key_name(recipient_info, key_id(each.certificate))
-        xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(recipient_info))
+        recipient_infos.append(recipient_info)
     manager = recipients[0].manager if len(recipients) == 1 else _shared_manager(recipients)
     context = xmlsec.EncryptionContext(manager)
     try:
@@ -87,7 +93,23 @@ def encrypt(root: etree._Element, recipient: RecipientCertificate | Sequence[Rec
         encrypted = context.encrypt_xml(template, document)
     except xmlsec.Error:
         raise SecurityError(_SUBJECT, "xmlsec could not encrypt the document") from None
+    # The managers hold bare public keys (see keys.public_xmlsec_key), so the certificates are written here,
+    # after encryption: an X509Data in the template would only make xmlsec read it while finding the key.
+    for each, recipient_info in zip(recipients, recipient_infos):
+        _add_certificate(recipient_info, each.certificate_text)
     return etree.tostring(encrypted.getroottree(), xml_declaration=True, encoding="UTF-8")
+
+
+def _add_certificate(key_info: etree._Element, text: str) -> None:
+    """Append ``ds:X509Data/ds:X509Certificate`` to ``key_info`` with the newlines xmlsec's templates put
+    around a child (one before the first child, one after each), so the output is what it used to write."""
+    if len(key_info) == 0:
+        key_info.text = "\n"
+    data = etree.SubElement(key_info, _ds("X509Data"))
+    data.text = data.tail = "\n"
+    certificate = etree.SubElement(data, _ds("X509Certificate"))
+    certificate.text = text
+    certificate.tail = "\n"
 
 
 @functools.lru_cache(maxsize=32)
@@ -100,9 +122,7 @@ def _shared_manager(recipients: tuple[RecipientCertificate, ...]) -> xmlsec.Keys
     manager = xmlsec.KeysManager()
     for each in recipients:
         try:
-            key = xmlsec.Key.from_memory(
-                each.certificate.public_bytes(serialization.Encoding.PEM), xmlsec.constants.KeyDataFormatCertPem
-            )
+            key = public_xmlsec_key(each.certificate)
         except xmlsec.Error:
             raise SecurityError(_SUBJECT, "xmlsec cannot load a recipient certificate") from None
         key.name = key_id(each.certificate)
