@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import functools
 from collections.abc import Sequence
 
@@ -69,9 +68,11 @@ def encrypt(root: etree._Element, recipient: RecipientCertificate | Sequence[Rec
         raise ValueError("encrypt needs at least one recipient certificate")
     if len({r.fingerprint for r in recipients}) != len(recipients):
         raise ValueError("a recipient certificate is listed twice")
-    document = copy.deepcopy(root)  # encrypt_xml replaces the node it encrypts
+    # The template lives in a small document of its own and xmlsec encrypts the serialized element
+    # (encrypt_binary): encrypt_xml would replace the node it encrypts, and so needs a copy of the input.
     template = xmlsec.template.encrypted_data_create(
-        document, BlockCipher.AES256_GCM.transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
+        etree.Element("holder"), BlockCipher.AES256_GCM.transform, type=xmlsec.constants.TypeEncElement,
+        ns="xenc",
     )
     xmlsec.template.encrypted_data_ensure_cipher_value(template)
     key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
@@ -90,14 +91,15 @@ def encrypt(root: etree._Element, recipient: RecipientCertificate | Sequence[Rec
         context.key = xmlsec.Key.generate(
             xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession
         )
-        encrypted = context.encrypt_xml(template, document)
+        # The bytes encrypt_xml encrypts for Type=Element: the element alone (no tail, no siblings), UTF-8.
+        encrypted = context.encrypt_binary(template, etree.tostring(root, encoding="UTF-8", with_tail=False))
     except xmlsec.Error:
         raise SecurityError(_SUBJECT, "xmlsec could not encrypt the document") from None
     # The managers hold bare public keys (see keys.public_xmlsec_key), so the certificates are written here,
     # after encryption: an X509Data in the template would only make xmlsec read it while finding the key.
     for each, recipient_info in zip(recipients, recipient_infos):
         _add_certificate(recipient_info, each.certificate_text)
-    return etree.tostring(encrypted.getroottree(), xml_declaration=True, encoding="UTF-8")
+    return etree.tostring(encrypted, xml_declaration=True, encoding="UTF-8")
 
 
 def _add_certificate(key_info: etree._Element, text: str) -> None:
