@@ -51,6 +51,9 @@ _DATETIME = re.compile(
     r"\s*(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<oh>\d{2})(?::?(?P<om>\d{2}))?)?"
 )
 _WHOLE = re.compile(r"\+?\d{1,6}")
+_SSN_SEPARATORS = re.compile(r"[\s-]")
+_SSN_MASKED = re.compile(r"[0-9X]{9}")
+_SSN_DIGITS = re.compile(r"\d{9}")
 
 _SEQUENCE = attrgetter("sequence")
 
@@ -275,12 +278,12 @@ def _race(value: str) -> str:
 
 
 def _ssn(value: str) -> str:
-    digits = re.sub(r"[\s-]", "", value).upper()
+    digits = _SSN_SEPARATORS.sub("", value).upper()
     if not digits:
         return ""
-    if re.fullmatch(r"[0-9X]{9}", digits) and "X" in digits:
+    if _SSN_MASKED.fullmatch(digits) and "X" in digits:
         return ""  # masked by the source: as good as not given
-    if not re.fullmatch(r"\d{9}", digits):
+    if not _SSN_DIGITS.fullmatch(digits):
         raise _Invalid("is not a 9-digit number")
     return digits
 
@@ -332,7 +335,9 @@ def _datetime(value: str, default_tz: tzinfo | None, today: date | None) -> date
         parsed = None
     if parsed is None:
         raise _Invalid(_DATETIME_FORMAT)
-    if today is not None and parsed.astimezone(timezone.utc).date() > today:
+    # A UTC offset is under 24 hours, so a local date before today is never tomorrow in UTC: most date-times
+    # need no conversion to know.
+    if today is not None and parsed.date() >= today and parsed.astimezone(timezone.utc).date() > today:
         raise _Invalid("is in the future")
     return parsed
 
