@@ -146,6 +146,10 @@ DEFECTS = [
     ({"jail_entry_date": "2026-12-03T02:14:00-05:00", "jail_exit_date": "", "updated_date": ""}, (),
      "jail_entry_date", "is in the future"),
     ({"jail_exit_date": "2026-10-02T02:14:00-05:00"}, (), "jail_exit_date", "is before jail_entry_date"),
+    # Beyond the year range once converted to UTC: these stopped the whole window's read (OverflowError).
+    ({"jail_entry_date": "9999-12-31T23:59:59-14:00", "jail_exit_date": "", "updated_date": ""}, (),
+     "jail_entry_date", "is in the future"),
+    ({"jail_exit_date": "0001-01-01T00:00:00+01:00"}, (), "jail_exit_date", "is before jail_entry_date"),
     ({"updated_date": "yesterday"}, (), "updated_date",
      "is not a valid date-time (expected YYYY-MM-DDTHH:MM:SS±HH:MM)"),
     ({"facility": "x" * 201}, (), "facility", "is longer than 200 characters"),

@@ -337,8 +337,13 @@ def _datetime(value: str, default_tz: tzinfo | None, today: date | None) -> date
         raise _Invalid(_DATETIME_FORMAT)
     # A UTC offset is under 24 hours, so a local date before today is never tomorrow in UTC: most date-times
     # need no conversion to know.
-    if today is not None and parsed.date() >= today and parsed.astimezone(timezone.utc).date() > today:
-        raise _Invalid("is in the future")
+    if today is not None and parsed.date() >= today:
+        try:
+            future = parsed.astimezone(timezone.utc).date() > today
+        except OverflowError:  # after 9999-12-31 in UTC (the only way out of range from here)
+            future = True
+        if future:
+            raise _Invalid("is in the future")
     return parsed
 
 
