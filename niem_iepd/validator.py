@@ -271,8 +271,18 @@ def message_type_of(doc: etree._Element | etree._ElementTree) -> str | None:
     return None if root is None else _ROOT_TYPES.get(root.tag if isinstance(root.tag, str) else "")
 
 
+# Whether anything in the message refers to an id: one compiled XPath (~1.5 us) instead of a Python walk over
+# every element (~25 us of a booking notification's 36 us XSD check). Most messages refer to nothing. The
+# namespaces are compared as strings: registering prefixes costs an XPath call ~10 us more.
+_REFERS = etree.XPath(
+    f"boolean(descendant-or-self::*/@*[(local-name() = 'ref' and namespace-uri() = '{ns.STRUCTURES}') or "
+    f"(local-name() = 'metadataRef' and namespace-uri() = '{ns.NC}')])")
+
+
 def _reference_issues(root: etree._Element) -> Iterator[SchemaIssue]:
     """``structures:ref`` / ``nc:metadataRef`` values that match no ``structures:id`` (libxml2 does not check)."""
+    if not _REFERS(root):
+        return
     ids = {element.get(_STRUCTURES_ID) for element in root.iter(etree.Element)} - {None}
     for element in root.iter(etree.Element):
         ref = element.get(_STRUCTURES_REF)

@@ -173,6 +173,19 @@ def test_dangling_structures_ref_is_reported(sample):
     assert validator.validate(sample) == []
 
 
+def test_metadata_ref_naming_any_unknown_id_is_reported(sample):
+    booking = at(sample, "j:Booking")
+    booking.set(f"{{{ns.NC}}}metadataRef", f"m1 {CANARY}")
+    at(sample, "nx:MessageMetadata").set(f"{{{ns.STRUCTURES}}}id", "m1")
+    dangling = [issue for issue in validator.validate(sample) if issue.rule == "NX-REF-1"]
+    assert [issue.path for issue in dangling] == [BOOKING] and "Richardson" not in str(dangling[0])
+    at(sample, "j:Booking/j:Arrest").set(f"{{{ns.STRUCTURES}}}id", CANARY)
+    assert [issue.rule for issue in validator.validate(sample)] == ["XSD"]  # metadataRef is not declared here
+    booking.set("metadataRef", "m9")  # no namespace, and a ref in another one: not references
+    booking.set("{urn:example:x}ref", "m9")
+    assert not any(issue.rule == "NX-REF-1" for issue in validator.validate(sample))
+
+
 def test_issue_is_frozen_and_printable():
     issue = SchemaIssue(BOOKING, 3, "broken")
     with pytest.raises(AttributeError):
