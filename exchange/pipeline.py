@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from exchange import disclosure
 from exchange.runtime import Exchange
@@ -130,6 +131,9 @@ class _Plan:
 def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, taken: set[str]) -> list[NewMessage]:
     """Link a chunk of records in one transaction and build their messages; quarantine what cannot be used.
 
+    Every message of the chunk is built and redacted first, then all are validated together (one Saxon call
+    for the business rules), then each record's messages are signed and encrypted; a record whose message
+    fails is quarantined with the same reason as when each message was validated in turn, and the rest go on.
     Returns the messages to enqueue (not yet stored). Records every recipient already has are counted as
     already sent and not linked again, as before.
     """
@@ -159,7 +163,7 @@ def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, take
         taken.update(plan.ids[r.id] for r in plan.todo)
         wanted.append(plan)
     links = ex.persons.link_many([(system, p.record.ref.record_id, p.record.person) for p in wanted], ex.clock())
-    entries: list[NewMessage] = []
+    built: list[_Built] = []
     for plan, link in zip(wanted, links):
         if plan.shared is not None and link.shared_id != plan.shared:
             # Moved by a merge or split meanwhile: the ids must name the new identity (rare; one record).
@@ -172,12 +176,21 @@ def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, take
                 continue
             taken.update(plan.ids[r.id] for r in plan.todo)
             link = ex.persons.link(system, plan.record.ref.record_id, plan.record.person, ex.clock())
+        built.append(_build_messages(ex, plan, link))
+    # Schema and business rules once, on the copies that leave; every message of the chunk in one Saxon call,
+    # each still checked as its own document. Between stages Saxon runs with cold caches: one call a message
+    # cost ~300 us of validation CPU a message in the pipeline against ~130 us for a chunk in one call.
+    issues = iter(validator.validate_many([prepared.root for one in built for _, _, prepared in one.ready]))
+    entries: list[NewMessage] = []
+    for one in built:
+        found = [next(issues) for _ in one.ready]  # every record takes its own lists, whatever happens to it
         try:
-            entries += _build_messages(ex, plan, link, window_key)
+            _check(one, found)
+            entries += _seal(ex, one, window_key)
         except RecordError as error:
             ex.quarantine.put(error, ex.clock())
             tally.quarantined += 1
-            taken.difference_update(plan.ids[r.id] for r in plan.todo)  # a second copy is tried again
+            taken.difference_update(one.plan.ids[r.id] for r in one.plan.todo)  # a second copy is tried again
     return entries
 
 
@@ -189,43 +202,75 @@ def _plan(ex: Exchange, record, identity: tuple[str, str | None]) -> _Plan:
     return _Plan(record, record_key, identity[1], ids, [])
 
 
-def _build_messages(ex: Exchange, plan: _Plan, link, window_key: str | None) -> list[NewMessage]:
-    """Build, validate, redact, sign and encrypt the record's messages for the recipients still to get it.
+@dataclass(slots=True)
+class _Built:
+    """A record's messages built and redacted for the recipients still to get it, not yet validated.
+
+    ``ready`` holds (recipient, built message, redacted copy) in recipient order, up to the first recipient
+    whose message could not be built or redacted; ``error`` is that failure (raised once the messages before
+    it are known to be valid, so a record is quarantined for the same reason as when each was checked in turn).
+    """
+
+    plan: _Plan
+    link: object
+    now: datetime
+    ready: list = field(default_factory=list)
+    error: RecordError | None = None
+
+
+def _build_messages(ex: Exchange, plan: _Plan, link) -> _Built:
+    """Build and redact the record's messages for the recipients still to get it (see :class:`_Built`).
 
     Message ids cover the record's shared id once a merge or split has moved it (see
     :mod:`exchange.state.reissue`): re-reading a window then re-issues exactly the moved records' messages.
     """
     builder = BUILDERS[ex.config.message_type]
     record, ids = plan.record, plan.ids
-    now = ex.clock()
-    ready = []  # every recipient's message is built, redacted and valid before any is queued
-    for recipient in plan.todo:
-        header = MessageHeader(ids[recipient.id], now, ex.config.sender, recipient.organization,
-                               ex.config.message_type)
-        root = builder.build(record, link.shared_id, header)
-        prepared = disclosure.for_recipient(ex, recipient, record, root, now)  # redact per profile, consent
-        if prepared is None:  # default-deny: this recipient may not receive this record
-            continue
-        # Schema and business rules once, on the copy that leaves (redaction copies, ``root`` is untouched).
-        # Only when that copy fails is the built message checked too, to say which step is at fault.
-        issues = validator.validate(prepared.root)
+    item = _Built(plan, link, ex.clock())
+    try:
+        for recipient in plan.todo:
+            header = MessageHeader(ids[recipient.id], item.now, ex.config.sender, recipient.organization,
+                                   ex.config.message_type)
+            root = builder.build(record, link.shared_id, header)
+            prepared = disclosure.for_recipient(ex, recipient, record, root, item.now)  # redact per profile
+            if prepared is None:  # default-deny: this recipient may not receive this record
+                continue
+            item.ready.append((recipient, root, prepared))
+    except RecordError as error:
+        item.error = error
+    return item
+
+
+def _check(item: _Built, found: list[list[validator.SchemaIssue]]) -> None:
+    """Raise the record's first failure: an invalid message (``found``: the issues of each redacted copy in
+    ``item.ready``), else the failure that stopped building. Every recipient's message is valid before any is
+    queued."""
+    for (_, root, prepared), issues in zip(item.ready, found):
         if issues:
+            # Only when the copy that leaves fails is the built message checked too, to say which step is at
+            # fault (redaction copies, ``root`` is untouched).
             built = validator.validate(root, business_rules=False)
             if built:
-                raise MessageInvalidError(str(record.ref), built[0].path,
+                raise MessageInvalidError(str(item.plan.record.ref), built[0].path,
                                           f"built message is invalid: {built[0].message}")
             first = issues[0]
-            raise MessageInvalidError(str(record.ref), first.path, f"message redacted for profile "
+            raise MessageInvalidError(str(item.plan.record.ref), first.path, f"message redacted for profile "
                                       f"{prepared.profile} is invalid: {first.message}")
-        ready.append((recipient, prepared))
+    if item.error is not None:
+        raise item.error
+
+
+def _seal(ex: Exchange, item: _Built, window_key: str | None) -> list[NewMessage]:
+    """Sign and encrypt the record's checked messages, one queue entry per recipient."""
     entries = []
-    for recipient, prepared in ready:
+    for recipient, _, prepared in item.ready:
         signed = sign(prepared.root, ex.signer)
         # one EncryptedKey per certificate of this recipient valid now; none valid refuses (never an expired one)
-        payload = encrypt(signed, ex.recipient_certs[recipient.id].usable(now))
-        message = QueuedMessage(ids[recipient.id], recipient.id, link.shared_id, ex.config.message_type,
-                                payload, hashlib.sha256(payload).hexdigest(), prepared.categories, 0)
-        entries.append(NewMessage(message, plan.record_key, now, window_key))
+        payload = encrypt(signed, ex.recipient_certs[recipient.id].usable(item.now))
+        message = QueuedMessage(item.plan.ids[recipient.id], recipient.id, item.link.shared_id,
+                                ex.config.message_type, payload, hashlib.sha256(payload).hexdigest(),
+                                prepared.categories, 0)
+        entries.append(NewMessage(message, item.plan.record_key, item.now, window_key))
     return entries
 
 

@@ -244,6 +244,44 @@ def test_a_mapping_defect_is_quarantined_as_the_built_message_not_the_profile(tm
     assert {e.reason.split(": ")[0] for e in entries} == {"built message is invalid"}
 
 
+def test_a_record_whose_message_fails_is_quarantined_alone_and_the_rest_of_its_chunk_is_delivered(tmp_path,
+                                                                                                monkeypatch):
+    """The messages of a chunk are validated together: a record whose message for one recipient breaks a
+    business rule and a record whose built message breaks the schema are each quarantined naming the row, the
+    element and the step at fault; neither reaches any recipient, every other record reaches both."""
+    from dataclasses import replace
+
+    from exchange.security import mint_dev_pki
+    from exchange.state.db import open_engine
+    from exchange.state.quarantine import Quarantine
+    from niem_iepd import ns
+    from transforms.mapping import BUILDERS
+
+    builder = BUILDERS["BookingNotification"]
+
+    def with_defects(record, shared_id, header):
+        root = builder.build(record, shared_id, header)
+        if record.ref.locator.endswith("#row=3") and header.recipient == "Organization state-bh":
+            root.find(ns.clark("nx:MessageMetadata/nx:MessageCategoryText")).text = "ReleaseNotification"
+        if record.ref.locator.endswith("#row=6"):
+            root.remove(root.find(ns.clark("j:Booking")))
+        return root
+
+    monkeypatch.setitem(BUILDERS, "BookingNotification", replace(builder, build=with_defects))
+    home = tmp_path / "home"
+    mint_dev_pki(home / "certs/dev", organization="Example County Sheriff's Office",
+                 recipients=["county-bh", "state-bh"], now=datetime.now(timezone.utc))
+    config = exchange_yaml(home, small_drop(home / "drop", rows=8),
+                           {"county-bh": "behavioral-health-provider", "state-bh": "state-agency"})
+    summary = run(config, home)
+    assert summary.read == 8 and summary.quarantined == 2 and summary.enqueued == summary.delivered == 2 * 6
+    entries = Quarantine(open_engine(f"sqlite:///{home}/var/state.db"), "demo-booking").entries()
+    assert [(e.record, e.field, e.reason.split(": ")[0]) for e in entries] == [
+        ("jail:bookings.csv#row=3", "/bn:BookingNotification/nx:MessageMetadata",
+         "message redacted for profile state-agency is invalid"),
+        ("jail:bookings.csv#row=6", "/bn:BookingNotification", "built message is invalid")]
+
+
 def test_a_recipient_whose_profile_lacks_the_message_type_is_refused_at_start_up(tmp_path):
     """Default-deny would send such a recipient nothing, silently: the exchange refuses to start instead."""
     from exchange.runtime import open_exchange
