@@ -13,11 +13,11 @@ One size (``--records``), all in this process on the same generated data:
 2. End to end: ``open_exchange`` + ``pipeline.plan`` / ``process_window`` (every window) / ``deliver``, wall
    time, on a fresh state database. Peak RSS (``resource.getrusage``) is read before and after.
 3. Each stage alone, on a second fresh home so linking starts from an empty index as it did end to end:
-   read (the source over every window), link (``PersonIndex.link_many``, 100 a transaction), map (the message builder), validate
-   (``niem_iepd.validator``: XSD only, one message a call; XSD + Schematron, 100 a call as the pipeline does), redact (``disclosure.for_recipient``), sign,
-   encrypt (``exchange.security`` with keys preloaded), outbox write (``Outbox.enqueue_many``, 100 a transaction), deliver (outbox
-   to files). Each stage's input is the previous stage's output, kept in memory (this is a bench, the
-   pipeline itself streams).
+   read (the source over every window), link (``PersonIndex.link_many``, 100 a transaction), map (the message
+   builder), validate (``niem_iepd.validator``: XSD only, one message a call; XSD + Schematron, 100 a call as the
+   pipeline does), redact (``disclosure.for_recipient``), sign, encrypt (``exchange.security`` with keys
+   preloaded), outbox write (``Outbox.enqueue_many``, 100 a transaction), deliver (outbox to files). Each
+   stage's input is the previous stage's output, kept in memory (this is a bench, the pipeline itself streams).
 4. The floor: raw ``lxml`` ``XMLSchema.validate`` + raw python-xmlsec sign + encrypt (the same calls
    ``bench.security`` uses) of the same redacted documents in a tight loop. We print our end-to-end rate as a
    ratio of it (the issue's target: at least 0.6x per core).
