@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
+from functools import lru_cache
 
 from transforms.identity import fold
 from transforms.identity_nicknames import canonical_given_name
@@ -204,31 +205,112 @@ def tokens_for(values: Mapping[str, object]) -> dict[str, str]:
         value = values.get(key)
         return "" if value is None else str(value)
 
-    given_words, given_suffix = split_suffix(name_words(text("given_name")))
-    surname_words, surname_suffix = split_suffix(name_words(text("surname")))
-    middle_words = name_words(text("middle_name")) or given_words[1:]
-    given = given_words[0] if given_words else ""
-    middle = middle_words[0] if middle_words else ""
-    sn, sn1, sn2 = surname_parts(surname_words)
-    suffix = _SUFFIXES.get(fold(text("name_suffix")), "") or surname_suffix or given_suffix
-    street, street_name = street_tokens(text("street_address"))
-    postcode = re.sub(r"\D", "", text("postal_code"))[:5]
-    sex = fold(text("sex"))[:1]
-    ssn_digits = re.sub(r"\D", "", text("ssn"))
-    ssn = ssn_token(ssn_digits) or (ssn_digits if len(ssn_digits) >= 6 and len(ssn_digits) != 9
-                                    and len(set(ssn_digits)) > 1 else "")
-    out = {
-        "given": given, "given_canon": canonical_given_name(given) if given else "",
-        "given_sdx": soundex(canonical_given_name(given)) if given else "", "given_init": given[:1],
-        "middle": middle, "middle_canon": canonical_given_name(middle) if middle else "",
-        "sn": sn, "sn1": sn1, "sn2": sn2, "sn_sdx": soundex(sn), "suffix": suffix,
-        **date_tokens(values.get("birth_date")),  # type: ignore[arg-type]
-        "sex": sex if sex in ("F", "M") else "",
-        "street": street, "street_name": street_name, "postcode": postcode,
-        "city": " ".join(name_words(text("city"))), "phone": phone_token(text("phone")), "ssn": ssn,
-        "given_del": deletions(given), "sn_del": deletions(sn), "ssn_del": deletions(ssn),
+    given, given_second, given_suffix = _given_words(text("given_name"))
+    given_canon, given_sdx, given_del = _given_tokens(given)
+    middle = _first_word(text("middle_name")) or given_second
+    sn, sn1, sn2, sn_sdx, sn_del, surname_suffix = _surname_tokens(text("surname"))
+    dob, dob_swap, dob_ym, dob_yd, dob_md, dob_y = _date_tokens(values.get("birth_date"))  # type: ignore[arg-type]
+    street, street_name = _street_tokens(text("street_address"))
+    ssn, ssn_del = _ssn_tokens(text("ssn"))
+    return {  # in the order of TOKENS
+        "given": given, "given_canon": given_canon, "given_sdx": given_sdx, "given_init": given[:1],
+        "middle": middle, "middle_canon": _canonical(middle),
+        "sn": sn, "sn1": sn1, "sn2": sn2, "sn_sdx": sn_sdx,
+        "suffix": _suffix(text("name_suffix")) or surname_suffix or given_suffix,
+        "dob": dob, "dob_swap": dob_swap, "dob_ym": dob_ym, "dob_yd": dob_yd, "dob_md": dob_md, "dob_y": dob_y,
+        "sex": _sex(text("sex")), "street": street, "street_name": street_name,
+        "postcode": _postcode(text("postal_code")), "city": _city(text("city")),
+        "phone": _phone(text("phone")), "ssn": ssn,
+        "given_del": given_del, "sn_del": sn_del, "ssn_del": ssn_del,
     }
-    return {name: out[name] for name in TOKENS}
+
+
+# Each field's tokens, remembered per distinct value: names, birth dates, streets and cities recur from record
+# to record (a county's bookings draw on some hundreds of surnames and ~36,500 birth dates a century), so most
+# records need no normalising at all. The caches are bounded; like the records being linked, what they hold
+# stays in this process's memory and is never written anywhere.
+_MEMO = 65536
+
+
+@lru_cache(maxsize=_MEMO)
+def _given_words(text: str) -> tuple[str, str, str]:
+    """First and second word of a given name (``""`` when missing) and its trailing suffix, normalised."""
+    words, suffix = split_suffix(name_words(text))
+    return (words[0] if words else ""), (words[1] if len(words) > 1 else ""), suffix
+
+
+@lru_cache(maxsize=_MEMO)
+def _given_tokens(given: str) -> tuple[str, str, str]:
+    """``given_canon``, ``given_sdx`` and ``given_del`` of a normalised given name."""
+    if not given:
+        return "", "", deletions(given)
+    canon = canonical_given_name(given)
+    return canon, soundex(canon), deletions(given)
+
+
+@lru_cache(maxsize=_MEMO)
+def _canonical(name: str) -> str:
+    return canonical_given_name(name) if name else ""
+
+
+@lru_cache(maxsize=_MEMO)
+def _first_word(text: str) -> str:
+    words = name_words(text)
+    return words[0] if words else ""
+
+
+@lru_cache(maxsize=_MEMO)
+def _surname_tokens(text: str) -> tuple[str, str, str, str, str, str]:
+    """``sn``, ``sn1``, ``sn2``, ``sn_sdx``, ``sn_del`` and the trailing suffix of a surname."""
+    words, suffix = split_suffix(name_words(text))
+    sn, sn1, sn2 = surname_parts(words)
+    return sn, sn1, sn2, soundex(sn), deletions(sn), suffix
+
+
+@lru_cache(maxsize=_MEMO)
+def _date_tokens(value: date | str | None) -> tuple[str, str, str, str, str, str]:
+    """:func:`date_tokens` as a tuple, in the order of :data:`TOKENS`."""
+    out = date_tokens(value)
+    return out["dob"], out["dob_swap"], out["dob_ym"], out["dob_yd"], out["dob_md"], out["dob_y"]
+
+
+@lru_cache(maxsize=_MEMO)
+def _street_tokens(text: str) -> tuple[str, str]:
+    return street_tokens(text)
+
+
+@lru_cache(maxsize=_MEMO)
+def _ssn_tokens(text: str) -> tuple[str, str]:
+    """``ssn`` and ``ssn_del``: a valid SSN, or another national number of 6+ digits not all one digit."""
+    digits = re.sub(r"\D", "", text)
+    ssn = ssn_token(digits) or (digits if len(digits) >= 6 and len(digits) != 9 and len(set(digits)) > 1 else "")
+    return ssn, deletions(ssn)
+
+
+@lru_cache(maxsize=_MEMO)
+def _suffix(text: str) -> str:
+    return _SUFFIXES.get(fold(text), "")
+
+
+@lru_cache(maxsize=_MEMO)
+def _sex(text: str) -> str:
+    sex = fold(text)[:1]
+    return sex if sex in ("F", "M") else ""
+
+
+@lru_cache(maxsize=_MEMO)
+def _postcode(text: str) -> str:
+    return re.sub(r"\D", "", text)[:5]
+
+
+@lru_cache(maxsize=_MEMO)
+def _city(text: str) -> str:
+    return " ".join(name_words(text))
+
+
+@lru_cache(maxsize=_MEMO)
+def _phone(text: str) -> str:
+    return phone_token(text)
 
 
 def person_values(person: PersonIdentity) -> dict[str, object]:

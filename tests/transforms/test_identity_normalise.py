@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from transforms.identity_comparisons import Parameters, gammas, hard_conflict, score
 from transforms.identity_nicknames import canonical_given_name
 from transforms.identity_normalise import (
+    TOKENS,
     date_tokens,
     phone_token,
     soundex,
@@ -60,6 +61,26 @@ def test_name_parts_suffix_and_married_surnames():
     assert (t["given"], t["middle"], t["sn"], t["sn1"], t["sn2"], t["suffix"]) == (
         "JOSE", "LUIS", "GARCIALOPEZ", "GARCIA", "LOPEZ", "JR")
     assert tokens_for({"surname": "de la Cruz"})["sn2"] == "CRUZ"
+
+
+def test_tokens_of_a_record_do_not_depend_on_the_records_before_it():
+    # Field tokens are remembered per value: a given name seen before as a surname, or a surname with and
+    # without a suffix, must still give this record's own tokens, in TOKENS order (the order they are stored in).
+    records = [
+        {"given_name": "Mary Ann", "surname": "Smith Jr", "birth_date": "1990-02", "ssn": "1234567"},
+        {"given_name": "Smith", "surname": "Mary", "middle_name": "Ann", "birth_date": date(1990, 2, 3)},
+        {"given_name": "Mary", "surname": "Smith", "name_suffix": "Sr.", "sex": "female", "city": "St. Petersburg"},
+        {"given_name": "Mary Jr", "surname": "Smith", "birth_date": "19900203", "ssn": "229-95-5642"},
+        {"given_name": "", "surname": "", "birth_date": None, "ssn": "999-99-9999", "phone": "+1 (407) 555-0142"},
+    ]
+    first = [tokens_for(r) for r in records]
+    again = [tokens_for(r) for r in reversed(records)][::-1]
+    assert first == again and all(tuple(t) == TOKENS for t in first)
+    assert (first[0]["given"], first[0]["middle"], first[0]["suffix"], first[0]["dob_ym"]) == ("MARY", "ANN", "JR", "199002")
+    assert (first[1]["given"], first[1]["middle"], first[1]["sn"], first[1]["suffix"]) == ("SMITH", "ANN", "MARY", "")
+    assert (first[2]["suffix"], first[2]["sex"], first[2]["city"], first[2]["middle"]) == ("SR", "F", "ST PETERSBURG", "")
+    assert (first[3]["given"], first[3]["suffix"], first[3]["dob"], first[3]["ssn"]) == ("MARY", "JR", "19900203", "229955642")
+    assert first[4]["given_canon"] == first[4]["given_del"] == first[4]["ssn"] == "" and first[4]["phone"] == "4075550142"
 
 
 def _levels(a: dict, b: dict) -> dict[str, int]:
