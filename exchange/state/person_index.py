@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, select
+from sqlalchemy import Connection, Dialect, Engine, Table, select
 
-from exchange.state.bulk import begin_write, chunks
+from exchange.state.bulk import IN_LIST, begin_write, chunks
 from exchange.state.db import (
     crosswalk,
     person_blocks,
@@ -226,10 +226,6 @@ class PersonIndex:
                 crosswalk.c.system == system, crosswalk.c.record_id == record_id)).scalar_one_or_none()
 
 
-_CROSSWALK_OF = select(crosswalk.c.record_id, crosswalk.c.shared_id).where(
-    crosswalk.c.system == bindparam("system"), crosswalk.c.record_id.in_(bindparam("record_ids", expanding=True)))
-_KEYS_OF = select(person_keys.c.key_hash, person_keys.c.shared_id).where(
-    person_keys.c.key_hash.in_(bindparam("hashes", expanding=True)))
 _SEPARATOR = ","
 """Between the names and hashes of packed tokens: names are identifiers, hashes hex digits and spaces."""
 
@@ -264,11 +260,48 @@ def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
     )
 
 
-_BLOCKS_OF = select(person_blocks.c.block_hash).where(
-    person_blocks.c.block_hash.in_(bindparam("blocks", expanding=True))).distinct()
-_REJECTED_OF = select(person_reviews.c.record_id, person_reviews.c.candidate_shared_id).where(
-    person_reviews.c.system == bindparam("system"),
-    person_reviews.c.record_id.in_(bindparam("record_ids", expanding=True)), person_reviews.c.status == "rejected")
+_PREFETCH = {
+    "crosswalk": f"SELECT record_id, shared_id FROM {crosswalk.name} WHERE system = {{mark}} AND record_id IN ({{marks}})",
+    "rejected": f"SELECT record_id, candidate_shared_id FROM {person_reviews.name} WHERE system = {{mark}} "
+                f"AND record_id IN ({{marks}}) AND status = 'rejected'",
+    "keys": f"SELECT key_hash, shared_id FROM {person_keys.name} WHERE key_hash IN ({{marks}})",
+    "blocks": f"SELECT DISTINCT block_hash FROM {person_blocks.name} WHERE block_hash IN ({{marks}})",
+}
+"""The prefetch's look-ups (``{mark}`` the driver's parameter mark, ``{marks}`` as many as the ``IN`` list has)."""
+
+
+@lru_cache(maxsize=None)
+def _prefetch_sql(query: str, paramstyle: str, count: int) -> str:
+    """The :data:`_PREFETCH` query ``query`` for an ``IN`` list of ``count`` values, in the driver's mark."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return _PREFETCH[query].format(mark=mark, marks=", ".join([mark] * count))
+
+
+class _Selector:
+    """The prefetch's look-ups, run on the driver's cursor in the connection's open transaction.
+
+    A batch runs four of them, with ``IN`` lists of up to :data:`IN_LIST` values: as SQLAlchemy statements
+    with expanding parameters, each execution rendered its ``IN`` list into the SQL text anew and built an
+    execution context, which cost more than the query. Here the text is built once per query, driver and
+    list length; the values are plain strings, which the SQLite and PostgreSQL drivers take as they are.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._paramstyle = conn.dialect.paramstyle
+        self._cursor = conn.connection.cursor()
+
+    def __call__(self, query: str, values: Sequence[str], *head: str) -> list[tuple]:
+        """The rows of ``query`` for ``values`` (any number; split into lists of at most IN_LIST)."""
+        rows: list[tuple] = []
+        for part in chunks(values, IN_LIST):
+            self._cursor.execute(_prefetch_sql(query, self._paramstyle, len(part)), (*head, *part))
+            rows += self._cursor.fetchall()
+        return rows
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
 _WRITE_ORDER = (persons, crosswalk, person_keys, person_record_tokens, person_blocks, person_reviews)
 
 
@@ -309,27 +342,27 @@ class _Batch:
             by_system[system].append(record_id)
             if (system, record_id) not in self._hashed:
                 self._hashed[(system, record_id)] = [(self._index._hash(k), k) for k in match_keys(person, system)]
-        for system, record_ids in by_system.items():
-            for part in chunks(list(dict.fromkeys(record_ids))):
-                for row in self._conn.execute(_CROSSWALK_OF, {"system": system, "record_ids": list(part)}):
-                    self._crosswalk[(system, row.record_id)] = row.shared_id
-        for system, record_ids in by_system.items():
-            unlinked = [r for r in dict.fromkeys(record_ids) if (system, r) not in self._crosswalk]
-            for part in chunks(unlinked):
-                for row in self._conn.execute(_REJECTED_OF, {"system": system, "record_ids": list(part)}):
-                    self._rejected.add((system, row.record_id, row.candidate_shared_id))
-        hashes = list(dict.fromkeys(h for hashed in self._hashed.values() for h, _ in hashed))
-        for part in chunks(hashes):
-            for row in self._conn.execute(_KEYS_OF, {"hashes": list(part)}):
-                self._keys[row.key_hash] = row.shared_id
-        for system, record_id, person in records:
-            if (system, record_id) not in self._crosswalk and (system, record_id) not in self._blocks:
-                plain = person_tokens(person)
-                self._blocks[(system, record_id)] = (
-                    plain, [self._index._keyer.token("block", value) for value in blocking_values(plain)])
-        wanted = list(dict.fromkeys(b for _, blocks in self._blocks.values() for b in blocks))
-        for part in chunks(wanted):
-            self._stored_blocks.update(self._conn.execute(_BLOCKS_OF, {"blocks": list(part)}).scalars())
+        select_ = _Selector(self._conn)
+        try:
+            for system, record_ids in by_system.items():
+                for record_id, shared_id in select_("crosswalk", list(dict.fromkeys(record_ids)), system):
+                    self._crosswalk[(system, record_id)] = shared_id
+            for system, record_ids in by_system.items():
+                unlinked = [r for r in dict.fromkeys(record_ids) if (system, r) not in self._crosswalk]
+                for record_id, candidate_shared_id in select_("rejected", unlinked, system):
+                    self._rejected.add((system, record_id, candidate_shared_id))
+            hashes = list(dict.fromkeys(h for hashed in self._hashed.values() for h, _ in hashed))
+            for key_hash, shared_id in select_("keys", hashes):
+                self._keys[key_hash] = shared_id
+            for system, record_id, person in records:
+                if (system, record_id) not in self._crosswalk and (system, record_id) not in self._blocks:
+                    plain = person_tokens(person)
+                    self._blocks[(system, record_id)] = (
+                        plain, [self._index._keyer.token("block", value) for value in blocking_values(plain)])
+            wanted = list(dict.fromkeys(b for _, blocks in self._blocks.values() for b in blocks))
+            self._stored_blocks.update(block for block, in select_("blocks", wanted))
+        finally:
+            select_.close()
 
     def link(self, system: str, record_id: str, person: PersonIdentity) -> Link:
         """Link one record of the batch (prefetched); see :meth:`PersonIndex.link`."""
