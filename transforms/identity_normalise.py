@@ -220,16 +220,17 @@ def tokens_for(values: Mapping[str, object]) -> dict[str, str]:
         "dob": dob, "dob_swap": dob_swap, "dob_ym": dob_ym, "dob_yd": dob_yd, "dob_md": dob_md, "dob_y": dob_y,
         "sex": _sex(text("sex")), "street": street, "street_name": street_name,
         "postcode": _postcode(text("postal_code")), "city": _city(text("city")),
-        "phone": _phone(text("phone")), "ssn": ssn,
+        "phone": phone_token(text("phone")), "ssn": ssn,
         "given_del": given_del, "sn_del": sn_del, "ssn_del": ssn_del,
     }
 
 
-# Each field's tokens, remembered per distinct value: names, birth dates, streets and cities recur from record
-# to record (a county's bookings draw on some hundreds of surnames and ~36,500 birth dates a century), so most
-# records need no normalising at all. The caches are bounded; like the records being linked, what they hold
-# stays in this process's memory and is never written anywhere.
-_MEMO = 65536
+# The tokens of names and other fields shared by many people, remembered per distinct value: given names and
+# surnames recur from record to record (the demo drop draws ~150 given names and ~110 surnames), so most
+# records need no name normalising at all. Each cache keeps the _MEMO most recently used values (a few MB at
+# most); like the records being linked, they stay in this process's memory and are never written anywhere.
+# Values nearly unique to a person (SSN, birth date, phone) are not remembered: few records would find them.
+_MEMO = 4096
 
 
 @lru_cache(maxsize=_MEMO)
@@ -267,7 +268,6 @@ def _surname_tokens(text: str) -> tuple[str, str, str, str, str, str]:
     return sn, sn1, sn2, soundex(sn), deletions(sn), suffix
 
 
-@lru_cache(maxsize=_MEMO)
 def _date_tokens(value: date | str | None) -> tuple[str, str, str, str, str, str]:
     """:func:`date_tokens` as a tuple, in the order of :data:`TOKENS`."""
     out = date_tokens(value)
@@ -279,7 +279,6 @@ def _street_tokens(text: str) -> tuple[str, str]:
     return street_tokens(text)
 
 
-@lru_cache(maxsize=_MEMO)
 def _ssn_tokens(text: str) -> tuple[str, str]:
     """``ssn`` and ``ssn_del``: a valid SSN, or another national number of 6+ digits not all one digit."""
     digits = re.sub(r"\D", "", text)
@@ -306,11 +305,6 @@ def _postcode(text: str) -> str:
 @lru_cache(maxsize=_MEMO)
 def _city(text: str) -> str:
     return " ".join(name_words(text))
-
-
-@lru_cache(maxsize=_MEMO)
-def _phone(text: str) -> str:
-    return phone_token(text)
 
 
 def person_values(person: PersonIdentity) -> dict[str, object]:
