@@ -110,3 +110,27 @@ def test_a_failed_fsync_places_nothing_and_no_other_fsync_outlives_its_descripto
     assert sorted(_listed(tmp_path)) == sorted(f"{_message(n)[0]}.xml" for n in range(20))
     assert not list(tmp_path.glob(".*.part"))
     box.close()
+
+
+def test_every_file_of_a_chunk_is_synced_before_it_gets_its_name(tmp_path, monkeypatch):
+    real_fsync, synced = os.fsync, []
+    lock = threading.Lock()
+
+    def watched_fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith(".xml.part"):
+            final = os.path.join(os.path.dirname(path), os.path.basename(path)[1:].removesuffix(".part"))
+            with lock:
+                synced.append((os.path.basename(final), os.path.exists(final)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for size in (1, 37, MAX_STAGED):  # fewer files than sync threads, a share each, and a full chunk
+        synced.clear()
+        names = [box.deliver(*_message(n)).message_id + ".xml" for n in range(1000 * size, 1000 * size + size)]
+        box.flush()
+        assert sorted(name for name, _ in synced) == sorted(names)  # each once
+        assert not any(existed for _, existed in synced)  # and before its name existed
+        assert all((tmp_path / name).exists() for name in names)
+    box.close()
