@@ -8,11 +8,11 @@ if a crash came between the two). The manifest is read only in that case, never 
 
 Durability is batched per chunk. :meth:`LocalOutbox.deliver` writes the temporary file; :meth:`LocalOutbox.flush`
 syncs every temporary file of the chunk at once (concurrent fsyncs, which the filesystem commits together:
-about a tenth of the cost of one fsync after another on a busy disk), renames them into place, appends their
-manifest lines, then syncs the directory and the manifest. A receipt therefore counts only once ``flush`` has
-returned: the pipeline flushes before it records any receipt, so a crash in between leaves the chunk
-unsettled and the next pass delivers it again, which finds each file (or its temporary, overwritten) and
-writes nothing twice. A caller that delivers without flushing gets nothing in place.
+about a tenth of the cost of one fsync after another on a busy disk), renames them into place, syncs them
+again (the rename changed their inodes), appends their manifest lines, then syncs the directory and the
+manifest. A receipt therefore counts only once ``flush`` has returned: the pipeline flushes before it
+records any receipt, so a crash in between leaves the chunk unsettled and the next pass delivers it again,
+which finds each file (or its temporary, overwritten) and writes nothing twice. A caller that delivers without flushing gets nothing in place.
 """
 from __future__ import annotations
 
@@ -143,21 +143,18 @@ class LocalOutbox:
                 # All of them here, none as each file is written: started early (an fsync, or posix_fadvise
                 # DONTNEED to begin the writeback), the chunk's writeback made each following file creation
                 # wait, which cost more than the flush saved (bench/RESULTS.md, 2026-12-07).
-                if self._syncers is None:  # one pool for the pass: starting threads per chunk cost ~0.2 ms a file
-                    self._syncers = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
-                # Every fsync ends before the finally below closes the descriptors (map stops at the first
-                # failure and leaves the others running: one could fsync a reused descriptor, another file).
-                # One task per thread, not per file: a future and a thread wake-up per file cost ~10 us CPU
-                # (flush 38 -> 29 us CPU a file on this VM's ext4, same 16 fsyncs in flight).
                 fds = [s.fd for s in staged]
-                syncs = [self._syncers.submit(_sync_each, fds[first::_SYNC_THREADS])
-                         for first in range(min(_SYNC_THREADS, len(fds)))]
-                wait(syncs)
-                for sync in syncs:
-                    sync.result()  # the first failure: nothing of the chunk is renamed
+                self._sync_all(fds)  # the first failure: nothing of the chunk is renamed
                 for s in staged:
                     os.replace(s.temporary, s.target)
                     placed.add(s.target.name)
+                # Synced again once renamed (the rename changed each inode): on an ext4 without a journal
+                # (this VM) an inode table block left dirty makes ext4 treat every inode freed there in the
+                # last 6 minutes, not 1, as too recent to reuse, and each following creation in the block
+                # group scans past them all. After deletions nearby (another run's files, a test suite's
+                # temporary directories) creations cost ~140-210 us CPU a file with the blocks left dirty,
+                # ~40-100 with them clean; this second round costs ~7 us CPU a file (2026-12-07).
+                self._sync_all(fds)
         finally:
             for s in staged:  # never list a file that is not in place; delivering it again stages it anew
                 if s.target.name not in placed:
@@ -176,6 +173,22 @@ class LocalOutbox:
         if self._manifest is not None:
             os.fsync(self._manifest)
         self._unflushed = False
+
+    def _sync_all(self, fds: list[int]) -> None:
+        """fsync every descriptor, concurrently (the filesystem commits them together); raise the first failure.
+
+        Every fsync has ended when this returns or raises: the caller may close the descriptors (map would
+        stop at the first failure and leave the others running: one could fsync a reused descriptor).
+        """
+        if self._syncers is None:  # one pool for the pass: starting threads per chunk cost ~0.2 ms a file
+            self._syncers = ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="fsync")
+        # One task per thread, not per file: a future and a thread wake-up per file cost ~10 us CPU
+        # (flush 38 -> 29 us CPU a file on this VM's ext4, same 16 fsyncs in flight).
+        syncs = [self._syncers.submit(_sync_each, fds[first::_SYNC_THREADS])
+                 for first in range(min(_SYNC_THREADS, len(fds)))]
+        wait(syncs)
+        for sync in syncs:
+            sync.result()
 
     def _discard_staged(self) -> None:
         for s in self._staged.values():

@@ -134,3 +134,30 @@ def test_every_file_of_a_chunk_is_synced_before_it_gets_its_name(tmp_path, monke
         assert not any(existed for _, existed in synced)  # and before its name existed
         assert all((tmp_path / name).exists() for name in names)
     box.close()
+
+
+def test_a_failed_fsync_after_the_renames_lists_nothing_yet_and_the_next_pass_lists_each_once(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def failing_after_rename(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(f"{_message(3)[0]}.xml"):  # in place, synced again
+            raise OSError(errno.EIO, "injected writeback error")
+        real_fsync(fd)
+
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(10):
+        box.deliver(*_message(n))
+    monkeypatch.setattr(os, "fsync", failing_after_rename)
+    with pytest.raises(RetryableError):
+        box.flush()
+    box.close()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert len(list(tmp_path.glob("*.xml"))) == 10  # renamed, but the flush did not succeed: none counts
+    assert not (tmp_path / MANIFEST).exists()
+    box = LocalOutbox(tmp_path, clock=lambda: NOW)
+    for n in range(10):  # delivered again: each found in place, listed once
+        box.deliver(*_message(n))
+    box.flush()
+    assert sorted(_listed(tmp_path)) == sorted(f"{_message(n)[0]}.xml" for n in range(10))
+    assert subprocess.run(["sha256sum", "--quiet", "-c", MANIFEST], cwd=tmp_path).returncode == 0
+    box.close()
