@@ -7,12 +7,13 @@ again returns a receipt for the file that is already there and writes nothing (a
 if a crash came between the two). The manifest is read only in that case, never held in memory whole.
 
 Durability is batched per chunk. :meth:`LocalOutbox.deliver` writes the temporary file; :meth:`LocalOutbox.flush`
-syncs every temporary file of the chunk at once (concurrent fsyncs, which the filesystem commits together:
-about a tenth of the cost of one fsync after another on a busy disk), renames them into place, syncs them
-again (the rename changed their inodes), appends their manifest lines, then syncs the directory and the
-manifest. A receipt therefore counts only once ``flush`` has returned: the pipeline flushes before it
-records any receipt, so a crash in between leaves the chunk unsettled and the next pass delivers it again,
-which finds each file (or its temporary, overwritten) and writes nothing twice. A caller that delivers without flushing gets nothing in place.
+syncs every temporary file of the chunk at once (concurrent fsyncs, which the filesystem commits together: about a
+tenth of the cost of one fsync after another on a busy disk), renames them into place (on an ext4 without a
+journal syncs them again: the rename changed their inodes), appends their manifest lines, then syncs the directory
+and the manifest. A receipt therefore counts only once ``flush`` has returned: the pipeline flushes before it
+records any receipt, so a crash in between leaves the chunk unsettled and the next pass delivers it again, which
+finds each file (or its temporary, overwritten) and writes nothing twice. A caller that delivers without flushing
+gets nothing in place.
 """
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ MAX_STAGED = 128
 
 _SYNC_THREADS = 16
 """fsyncs running at once in a flush; each thread syncs its share of the chunk's files in turn."""
+
+
+def _ext4_without_journal(directory: Path) -> bool:
+    """True if ``directory`` is on an ext4 mounted without a journal (Linux; False wherever it cannot tell)."""
+    device = os.stat(directory).st_dev
+    try:
+        name = os.path.basename(os.path.realpath(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}"))
+        return Path(f"/sys/fs/ext4/{name}/journal_task").read_text().strip() == "<none>"
+    except OSError:
+        return False
 
 
 def _sync_each(fds: list[int]) -> None:
@@ -66,6 +77,7 @@ class LocalOutbox:
         self._lines: dict[str, str] = {}  # file name -> manifest line to append at the next flush
         self._unflushed = False
         self._syncers: ThreadPoolExecutor | None = None  # started at the first flush, kept until close()
+        self._resync = _ext4_without_journal(directory)  # sync renamed files again (see _flush)
 
     def deliver(self, message_id: str, payload: bytes, sha256: str) -> Receipt:
         """Write the message to its temporary file; it is in place and listed once :meth:`flush` returns."""
@@ -148,13 +160,15 @@ class LocalOutbox:
                 for s in staged:
                     os.replace(s.temporary, s.target)
                     placed.add(s.target.name)
-                # Synced again once renamed (the rename changed each inode): on an ext4 without a journal
-                # (this VM) an inode table block left dirty makes ext4 treat every inode freed there in the
-                # last 6 minutes, not 1, as too recent to reuse, and each following creation in the block
-                # group scans past them all. After deletions nearby (another run's files, a test suite's
-                # temporary directories) creations cost ~140-210 us CPU a file with the blocks left dirty,
-                # ~40-100 with them clean; this second round costs ~7 us CPU a file (2026-12-07).
-                self._sync_all(fds)
+                # Synced again once renamed (the rename changed each inode), on an ext4 without a journal
+                # only (this VM): there an inode table block left dirty makes ext4 treat every inode freed
+                # in it in the last 6 minutes, not 1, as too recent to reuse, and each following creation in
+                # the block group scans past them all. After deletions nearby (another run's files, a test
+                # suite's temporary directories) creations cost ~140-210 us CPU a file with the blocks left
+                # dirty, ~40-100 with them clean; this round costs ~7 us CPU a file. With a journal there is
+                # no such scan, and the round cost ~35 us wall a file for nothing (2026-12-07).
+                if self._resync:
+                    self._sync_all(fds)
         finally:
             for s in staged:  # never list a file that is not in place; delivering it again stages it anew
                 if s.target.name not in placed:
