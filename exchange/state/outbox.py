@@ -137,6 +137,7 @@ class Outbox:
         self._exchange = exchange
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
+        self._claim = None  # claim_many's UPDATE (it names this exchange)
 
     def known(self, message_ids: Sequence[str]) -> set[str]:
         """Which of these ids are already in the outbox (in any state); one query per 500 ids."""
@@ -282,17 +283,17 @@ class Outbox:
         if conn is None:
             with self._engine.begin() as own:
                 return self.claim_many(message_ids, now, conn=own)
-        lease_end = now + self.policy.lease
+        if self._claim is None:  # built once: the ids and times are bound per call
+            self._claim = (
+                update(outbox).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)),
+                                     self._claimable(bindparam("now", type_=outbox.c.next_attempt_at.type)))
+                .values(state=State.SENDING.value, next_attempt_at=bindparam("lease_end"),
+                        claim_token=bindparam("token"))
+            )
         token = str(uuid.uuid4())
         ids = list(dict.fromkeys(message_ids))
-        conn.execute(
-            update(outbox).where(outbox.c.message_id.in_(ids), self._claimable(now))
-            .values(state=State.SENDING.value, next_attempt_at=lease_end, claim_token=token)
-        )
-        rows = conn.execute(  # ours: the token is this call's (no index on it either: the ids lead)
-            _WITH_PAYLOAD.where(outbox.c.message_id.in_(ids), outbox.c.claim_token == token)
-            .order_by(outbox.c.created_at, outbox.c.message_id)
-        ).all()
+        conn.execute(self._claim, {"ids": ids, "now": now, "lease_end": now + self.policy.lease, "token": token})
+        rows = conn.execute(_CLAIMED, {"ids": ids, "token": token}).all()  # ours: the token is this call's
         return [_queued(r) for r in rows]
 
     def release(self, message_id: str, reason: str, now: datetime) -> None:
@@ -402,6 +403,13 @@ _OUTBOX_AND_PAYLOAD = outbox.outerjoin(outbox_payloads, outbox_payloads.c.messag
 _WITH_PAYLOAD = select(outbox, outbox_payloads.c.payload).select_from(_OUTBOX_AND_PAYLOAD)
 """Outbox rows with their payloads (None once dropped)."""
 _STORE_PAYLOAD = insert(outbox_payloads)
+_CLAIMED = (  # only what a QueuedMessage holds: no timestamps to parse (no index on the token: the ids lead)
+    select(outbox.c.message_id, outbox.c.recipient, outbox.c.shared_id, outbox.c.message_type,
+           outbox_payloads.c.payload, outbox.c.sha256, outbox.c.categories, outbox.c.attempts)
+    .select_from(_OUTBOX_AND_PAYLOAD)
+    .where(outbox.c.message_id.in_(bindparam("ids", expanding=True)), outbox.c.claim_token == bindparam("token"))
+    .order_by(outbox.c.created_at, outbox.c.message_id)
+)
 _SIZES = select(outbox_payloads.c.message_id, func.length(outbox_payloads.c.payload)).where(
     outbox_payloads.c.message_id.in_(bindparam("ids", expanding=True)))
 _KNOWN = select(outbox.c.message_id).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
