@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from lxml import etree
+from lxml.builder import ElementMaker
 
 from niem_iepd import ns
 from transforms.mapping import tree
@@ -40,3 +41,50 @@ def test_content_that_is_not_text_a_node_or_attributes_is_refused(bad):
 
 def test_a_node_repr_names_the_element_not_its_content():
     assert repr(tree.nc.PersonGivenName("CANARY")) == f"<Node {{{ns.NC}}}PersonGivenName>"
+
+
+def _text_only(m_nc, m_j, given="Ann", tail="tail & <more>"):
+    """Nodes and strings only (what build copies from a kept shape): texts around children, several in a row."""
+    return [m_nc.EntityPerson("lead ", "more lead ", m_nc.PersonName(m_nc.PersonGivenName(given), tail, "and more"),
+                              m_j.PersonSexCode("F"), m_nc.PersonMiddleName(""), m_nc.Empty(), m_nc.Both("x", "y")),
+            m_nc.PersonSurName("Lee"), "root tail"]
+
+
+def _reference(content) -> bytes:
+    root = ElementMaker(nsmap=NSMAP)(ns.q("nx", "Root"), *content)
+    etree.cleanup_namespaces(root)
+    return etree.tostring(root)
+
+
+@pytest.mark.parametrize("given, tail", [("Ann", "tail"), ("Ñandú", ""), ("", "a & b"), ("O'Neil <x>", " ")])
+def test_messages_of_one_shape_each_get_their_own_texts(given, tail):
+    for _ in range(2):  # the second is copied from the shape the first left
+        built = tree.build(ns.q("nx", "Root"), NSMAP, *_text_only(tree.nc, tree.j, given, tail))
+        etree.cleanup_namespaces(built)
+        assert etree.tostring(built) == _reference(_text_only(ns.nc, ns.j, given, tail))
+
+
+def test_a_built_message_shares_nothing_with_the_next_of_its_shape():
+    first = tree.build(ns.q("nx", "Root"), NSMAP, tree.nc.PersonName(tree.nc.PersonGivenName("Ann")))
+    first[0][0].text = "CHANGED"
+    first[0].append(etree.Element(ns.q("nc", "Extra")))
+    second = tree.build(ns.q("nx", "Root"), NSMAP, tree.nc.PersonName(tree.nc.PersonGivenName("Bob")))
+    etree.cleanup_namespaces(second)
+    assert etree.tostring(second) == _reference([ns.nc.PersonName(ns.nc.PersonGivenName("Bob"))])
+    assert first.getroottree() is not second.getroottree()
+
+
+def test_text_lxml_refuses_is_refused_as_before():
+    for _ in range(2):
+        with pytest.raises(ValueError, match="XML compatible"):
+            tree.build(ns.q("nx", "Root"), NSMAP, tree.nc.PersonName(tree.nc.PersonGivenName("A\x01")))
+
+
+def test_kept_shapes_are_bounded_and_long_messages_are_still_built(monkeypatch):
+    monkeypatch.setattr(tree, "_SHAPES", tree._Shapes())
+    monkeypatch.setattr(tree, "_MAX_SHAPES", 8)
+    for count in [*range(20), tree._MAX_SHAPE, 2 * tree._MAX_SHAPE]:  # the last two longer than a kept shape
+        content = [tree.nc.PersonName(*(tree.nc.PersonGivenName(str(i)) for i in range(count)))]
+        built = tree.build(ns.q("nx", "Root"), NSMAP, *content)
+        assert [e.text for e in built[0]] == [str(i) for i in range(count)]
+        assert len(tree._SHAPES._kept) <= 8
