@@ -112,7 +112,13 @@ def parse(handle: BinaryIO, start: int, end: int, codec: str, delimiter: str,
     # As in _Lines: a byte-order mark is only one at the very start of a file.
     if start > 0 and codecs.lookup(codec).name == "utf-8-sig":
         codec = "utf-8"
-    reader = csv.reader(io.StringIO(data.decode(codec, errors="surrogateescape"), newline=""), delimiter=delimiter)
+    return records_of(data.decode(codec, errors="surrogateescape"), delimiter)
+
+
+def records_of(text: str, delimiter: str) -> list[list[str] | None]:
+    """Every CSV record of ``text`` (``newline=""``); None for a record the reader refuses (an oversized
+    field), as :func:`scan` does: reading goes on with the next line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[list[str] | None] = []
     while True:
         try:
@@ -120,7 +126,7 @@ def parse(handle: BinaryIO, start: int, end: int, codec: str, delimiter: str,
         except StopIteration:
             return records
         except csv.Error:
-            records.append(None)  # as scan does: reading goes on with the next line
+            records.append(None)
 
 
 def sniff(handle: BinaryIO) -> str:

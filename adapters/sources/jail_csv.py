@@ -57,7 +57,6 @@ from adapters.sources.jail_rows import (
     charge_problem,
     group_charges,
     is_blank,
-    records_of,
     resolve_header,
     text_problem,
 )
@@ -198,7 +197,7 @@ class JailCsvSource:
                   "charges_delimiter": charges_delimiter}
         if not csv_spans.byte_lines_ok(self._codec):
             handle.seek(0)
-            rows = len(records_of(self._decode(handle.read()), delimiter)) - 1
+            rows = len(csv_spans.records_of(self._decode(handle.read()), delimiter)) - 1
             return [{**shared, "start": start, "stop": min(start + max_records - 1, rows), "rows": rows}
                     for start in range(1, rows + 1, max_records)]
 
@@ -386,13 +385,13 @@ class JailCsvSource:
             for n in range(start, stop + 1):
                 yield self._reject(name, n, "", "file", _CHANGED)
             return
-        all_records = records_of(self._decode(unit.data), spec["delimiter"])
+        all_records = csv_spans.records_of(self._decode(unit.data), spec["delimiter"])
         bookings = resolve_header(all_records[0] if all_records else None, BOOKING_COLUMNS,
                                 REQUIRED_BOOKING_COLUMNS, "", self._columns)
         charges: Table | None = None
         charge_records: list[tuple[int, list[str] | None]] = []
         if unit.charges_data is not None:
-            parsed = records_of(self._decode(unit.charges_data), spec["charges_delimiter"])
+            parsed = csv_spans.records_of(self._decode(unit.charges_data), spec["charges_delimiter"])
             charges = resolve_header(parsed[0] if parsed else None, CHARGE_COLUMNS, REQUIRED_CHARGE_COLUMNS,
                                    CHARGES_PREFIX, self._columns)
             charge_records = list(enumerate(parsed[1:], start=1))

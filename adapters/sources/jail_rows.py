@@ -7,9 +7,7 @@ by the planning and the reading of the jail CSV source; no I/O.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,19 +102,6 @@ def text_problem(row: Mapping[str, str], prefix: str) -> tuple[str, str] | None:
         if "\n" in value or "\r" in value:
             return prefix + name, "contains a line break (an unbalanced quote may have swallowed later rows)"
     return None
-
-
-def records_of(text: str, delimiter: str) -> list[list[str] | None]:
-    """Every CSV record of ``text``, header first; None for a record the reader refuses (oversized field)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records: list[list[str] | None] = []
-    while True:
-        try:
-            records.append(next(reader))
-        except StopIteration:
-            return records
-        except csv.Error:
-            records.append(None)
 
 
 @dataclass(slots=True)
