@@ -80,11 +80,15 @@ def test_text_lxml_refuses_is_refused_as_before():
             tree.build(ns.q("nx", "Root"), NSMAP, tree.nc.PersonName(tree.nc.PersonGivenName("A\x01")))
 
 
-def test_kept_shapes_are_bounded_and_long_messages_are_still_built(monkeypatch):
-    monkeypatch.setattr(tree, "_SHAPES", tree._Shapes())
-    monkeypatch.setattr(tree, "_MAX_SHAPES", 8)
-    for count in [*range(20), tree._MAX_SHAPE, 2 * tree._MAX_SHAPE]:  # the last two longer than a kept shape
-        content = [tree.nc.PersonName(*(tree.nc.PersonGivenName(str(i)) for i in range(count)))]
-        built = tree.build(ns.q("nx", "Root"), NSMAP, *content)
+def test_kept_shapes_are_bounded_and_long_messages_are_still_built():
+    tree._template.cache_clear()
+    nc = tree.nc
+    shapes = [(given, sur) for given in range(30) for sur in range(20)]  # 600 short shapes, more than are kept
+    for given, sur in shapes:
+        built = tree.build(ns.q("nx", "Root"), NSMAP, nc.PersonName(
+            *(nc.PersonGivenName(f"g{i}") for i in range(given)), *(nc.PersonSurName(f"s{i}") for i in range(sur))))
+        assert [e.text for e in built[0]] == [f"g{i}" for i in range(given)] + [f"s{i}" for i in range(sur)]
+    assert tree._template.cache_info().currsize == tree._MAX_SHAPES < len(shapes)
+    for count in (tree._MAX_SHAPE, 2 * tree._MAX_SHAPE):  # longer than a kept shape: built all the same
+        built = tree.build(ns.q("nx", "Root"), NSMAP, nc.PersonName(*(nc.PersonGivenName(str(i)) for i in range(count))))
         assert [e.text for e in built[0]] == [str(i) for i in range(count)]
-        assert len(tree._SHAPES._kept) <= 8

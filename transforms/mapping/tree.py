@@ -16,6 +16,7 @@ Namespaces come from the registry (:mod:`niem_iepd.ns`); prefixes are those the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from lxml import etree
 
@@ -77,7 +78,7 @@ def build(tag: str | etree.QName, nsmap: dict[str, str], *content: object) -> et
     the root does not declare gets one generated prefix where it is first used (so declare them all).
 
     Messages of one type come in a handful of shapes (which optional elements are there), so a tree of
-    nodes and text only is built once per shape, without its text, and kept (:class:`_Shapes`); each
+    nodes and text only is built once per shape, without its text, and kept (:func:`_template`); each
     message then copies its shape's tree in one libxml2 call and sets the text in document order. The
     result is the same tree :func:`_fill` makes element by element, for ~0.3x the CPU time (a booking
     notification: ~80 -> ~23 us besides describing it; one SubElement with its text costs ~1 us).
@@ -88,9 +89,12 @@ def build(tag: str | etree.QName, nsmap: dict[str, str], *content: object) -> et
         shape: list = [name, *nsmap.items()]
         texts: list[str] = []
         if _describe(content, shape, texts):
-            made = _SHAPES.copy(shape, len(nsmap))
-            if made is not None:
-                return _set_texts(*made, texts)
+            try:
+                template, targets = _template(tuple(shape), len(nsmap))
+            except (ValueError, TypeError):
+                pass  # lxml refuses a name in it: _fill below raises what it always raised
+            else:
+                return _set_texts(template.__copy__(), targets, texts)  # the whole tree, a document of its own
     root = etree.Element(tag, nsmap=nsmap)
     _fill(root, content)
     return root
@@ -139,7 +143,7 @@ _CLOSE = None
 
 #: Longest shape kept (tokens): a few times a booking's; longer ones (a long roster) take _fill.
 _MAX_SHAPE = 1024
-#: Shapes kept; past it the oldest is dropped (a hostile or unusual stream cannot grow memory).
+#: Shapes kept; past it the least recently used is dropped (a hostile or unusual stream cannot grow memory).
 _MAX_SHAPES = 512
 
 
@@ -181,30 +185,14 @@ def _set_texts(root: etree._Element, targets: tuple, texts: list[str]) -> etree.
     return root
 
 
-class _Shapes:
-    """Trees without text by shape, made on first sight (bounded); see :func:`build`."""
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple, tuple[etree._Element, tuple]] = {}
-
-    def copy(self, shape: list, declared: int) -> tuple[etree._Element, tuple] | None:
-        """A copy of the tree of ``shape`` (its root tag and ``declared`` namespace items first) and where its
-        texts go; None if lxml refuses a name in it (then _fill raises what it always raised)."""
-        key = tuple(shape)
-        kept = self._kept.get(key)
-        if kept is None:
-            try:
-                kept = _make(shape, declared)
-            except (ValueError, TypeError):
-                return None
-            if len(self._kept) >= _MAX_SHAPES:
-                del self._kept[next(iter(self._kept))]
-            self._kept[key] = kept
-        template, targets = kept
-        return template.__copy__(), targets  # the whole tree, in a document of its own
+@lru_cache(maxsize=_MAX_SHAPES)
+def _template(shape: tuple, declared: int) -> tuple[etree._Element, tuple]:
+    """The tree of ``shape`` (its root tag and ``declared`` namespace items first), made on first sight and
+    kept, and where its texts go (see :func:`_make`); callers copy it. ValueError if lxml refuses a name."""
+    return _make(shape, declared)
 
 
-def _make(shape: list, declared: int) -> tuple[etree._Element, tuple]:
+def _make(shape: tuple, declared: int) -> tuple[etree._Element, tuple]:
     """The tree of ``shape`` without text; where its texts go: (element indices, None) when each text is the
     only text of its element, else ((), (element index, tail?) per text)."""
     root = etree.Element(shape[0], nsmap=dict(shape[1:1 + declared]))
@@ -218,7 +206,7 @@ def _make(shape: list, declared: int) -> tuple[etree._Element, tuple]:
     return root, (tuple(indices), None)
 
 
-def _make_children(parent: etree._Element, parent_index: int, shape: list, at: int, made: list[int],
+def _make_children(parent: etree._Element, parent_index: int, shape: tuple, at: int, made: list[int],
                    targets: list[tuple[int, bool]]) -> int:
     """Make the elements of ``shape[at:]`` below ``parent`` up to its _CLOSE; the position after that.
 
@@ -242,5 +230,3 @@ def _make_children(parent: etree._Element, parent_index: int, shape: list, at: i
             at = _make_children(element, last, shape, at + 1, made, targets)
     return at
 
-
-_SHAPES = _Shapes()
