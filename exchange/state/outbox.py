@@ -137,7 +137,12 @@ class Outbox:
         self._exchange = exchange
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
-        self._claim = None  # claim_many's UPDATE (it names this exchange)
+        # claim_many's UPDATE, built once (it names this exchange): the ids and times are bound per call
+        self._claim = (
+            update(outbox).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)),
+                                 self._claimable(bindparam("now", type_=outbox.c.next_attempt_at.type)))
+            .values(state=State.SENDING.value, next_attempt_at=bindparam("lease_end"), claim_token=bindparam("token"))
+        )
 
     def known(self, message_ids: Sequence[str]) -> set[str]:
         """Which of these ids are already in the outbox (in any state); one query per 500 ids."""
@@ -283,13 +288,6 @@ class Outbox:
         if conn is None:
             with self._engine.begin() as own:
                 return self.claim_many(message_ids, now, conn=own)
-        if self._claim is None:  # built once: the ids and times are bound per call
-            self._claim = (
-                update(outbox).where(outbox.c.message_id.in_(bindparam("ids", expanding=True)),
-                                     self._claimable(bindparam("now", type_=outbox.c.next_attempt_at.type)))
-                .values(state=State.SENDING.value, next_attempt_at=bindparam("lease_end"),
-                        claim_token=bindparam("token"))
-            )
         token = str(uuid.uuid4())
         ids = list(dict.fromkeys(message_ids))
         conn.execute(self._claim, {"ids": ids, "now": now, "lease_end": now + self.policy.lease, "token": token})
