@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from operator import attrgetter
 
 from transforms.model.errors import RecordError
@@ -365,19 +366,13 @@ def _written_datetime(value: str, default_tz: tzinfo | None) -> datetime | None:
         return None
 
 
-_ZONES: dict[tuple[str, int, int], timezone] = {}
-"""Fixed-offset zones by (sign, hours, minutes), made once: at most 2 x 15 x 60 of them."""
-
-
+@lru_cache(maxsize=None)  # fixed-offset zones, made once: at most 2 x 15 x 60 of them
 def _offset_zone(sign: str, hours: int, minutes: int) -> timezone:
     """The zone of a written UTC offset (``-05:00``); beyond +-14:59 it is no offset."""
-    zone = _ZONES.get((sign, hours, minutes))
-    if zone is None:
-        if hours > 14 or minutes > 59:
-            raise _Invalid(_DATETIME_FORMAT)
-        offset = timedelta(hours=hours, minutes=minutes)
-        zone = _ZONES[sign, hours, minutes] = timezone(-offset if sign == "-" else offset)
-    return zone
+    if hours > 14 or minutes > 59:
+        raise _Invalid(_DATETIME_FORMAT)
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if sign == "-" else offset)
 
 
 def _whole(value: str, default: int) -> int:
