@@ -210,7 +210,7 @@ def tokens_for(values: Mapping[str, object]) -> dict[str, str]:
     middle = _first_word(text("middle_name")) or given_second
     sn, sn1, sn2, sn_sdx, sn_del, surname_suffix = _surname_tokens(text("surname"))
     dob, dob_swap, dob_ym, dob_yd, dob_md, dob_y = _date_tokens(values.get("birth_date"))  # type: ignore[arg-type]
-    street, street_name = _street_tokens(text("street_address"))
+    street, street_name = street_tokens(text("street_address"))
     ssn, ssn_del = _ssn_tokens(text("ssn"))
     return {  # in the order of TOKENS
         "given": given, "given_canon": given_canon, "given_sdx": given_sdx, "given_init": given[:1],
@@ -229,7 +229,8 @@ def tokens_for(values: Mapping[str, object]) -> dict[str, str]:
 # surnames recur from record to record (the demo drop draws ~150 given names and ~110 surnames), so most
 # records need no name normalising at all. Each cache keeps the _MEMO most recently used values (a few MB at
 # most); like the records being linked, they stay in this process's memory and are never written anywhere.
-# Values nearly unique to a person (SSN, birth date, phone) are not remembered: few records would find them.
+# Values nearly unique to a person (SSN, birth date, phone, street address) are not remembered: few records
+# would find them.
 _MEMO = 4096
 
 
@@ -272,11 +273,6 @@ def _date_tokens(value: date | str | None) -> tuple[str, str, str, str, str, str
     """:func:`date_tokens` as a tuple, in the order of :data:`TOKENS`."""
     out = date_tokens(value)
     return out["dob"], out["dob_swap"], out["dob_ym"], out["dob_yd"], out["dob_md"], out["dob_y"]
-
-
-@lru_cache(maxsize=_MEMO)
-def _street_tokens(text: str) -> tuple[str, str]:
-    return street_tokens(text)
 
 
 def _ssn_tokens(text: str) -> tuple[str, str]:
