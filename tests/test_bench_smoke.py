@@ -23,6 +23,7 @@ def test_pipeline_bench_prints_every_stage_and_both_baselines(capsys, signing_ke
     assert "floor (lxml XSD + xmlsec)" in out
     assert "shell (xmllint + xmlsec1)" in out
     assert "end to end vs floor:" in out and "end to end vs shell:" in out
+    assert "read -> outbox write (plan + process, delivery not counted)" in out
     assert "0 invalid" in out  # every built message passed XSD + Schematron
 
 
