@@ -55,6 +55,10 @@ crosswalk = Table(
     Column("linked_at", DateTime(timezone=True), nullable=False),
     Column("rule", String(32), nullable=False, doc="which match key linked it, or 'new'"),
     Column("moves", Integer, doc="how many merges/splits moved the record (NULL: none); part of its message ids"),
+    # In the crosswalk row, not a row of its own: the candidate search reads a candidate's shared id and tokens
+    # with one look-up instead of two (each an index search plus a table search on SQLite).
+    Column("tokens", Text, doc="the record's comparison tokens as keyed hashes, packed: name,hash,name,hash,... "
+                               "('' none); NULL for records linked before this column (person_record_tokens)"),
 )
 
 windows = Table(

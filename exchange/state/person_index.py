@@ -49,10 +49,11 @@ MAX_CANDIDATES = 200
 """Most candidate records scored per incoming record (a block larger than this is a data problem)."""
 
 PACKED_TOKENS = "packed"
-"""The ``person_record_tokens`` row holding all of a record's comparison tokens: ``name,hash,name,hash,...``.
+"""The ``person_record_tokens`` row in which earlier versions kept a record's comparison tokens, packed as the
+crosswalk's ``tokens`` column now holds them (``name,hash,name,hash,...``).
 
-Records linked before this row existed have one row per comparison token instead; the candidate search reads
-either. Match keys keep one row each (``key:<kind>``)."""
+Records linked before that row existed have one row per comparison token instead; the candidate search reads
+all three forms. Match keys keep one row each (``key:<kind>``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,7 @@ class PersonIndex:
         best = None
         scorer = Scorer(tokens, self._parameters)
         for system, record_id, shared_id, packed in sorted(rows):
-            if packed is None:
+            if not packed:
                 continue  # no tokens stored: nothing to score
             parts = packed.split(_SEPARATOR)  # name, hash, name, hash, ...
             result = scorer(dict(zip(parts[::2], parts[1::2])))
@@ -236,27 +237,27 @@ def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
 
     Candidates are the records sharing a blocking value, at most MAX_CANDIDATES, chosen by the same
     subquery as the SQLAlchemy statement this replaced (so a block larger than that yields the same ones),
-    with their shared id and comparison tokens: the :data:`PACKED_TOKENS` row, or for a record linked
-    before that row existed its token rows packed alike by the database (``key:`` tokens, which no
-    comparison reads, left out). The fallback runs only where the packed row is missing (``COALESCE``
-    evaluates its arguments in order, as far as needed, on SQLite and PostgreSQL). Records lacking a
-    crosswalk entry or tokens are no candidates (NULL tokens: the caller skips them): they could not be
-    joined or scored.
+    with their shared id and comparison tokens, both from the crosswalk row. For a record linked before the
+    crosswalk held tokens (``tokens`` NULL), its :data:`PACKED_TOKENS` row, or for one linked before that
+    row existed its token rows packed alike by the database (``key:`` tokens, which no comparison reads,
+    left out). The fallbacks run only where needed (``COALESCE`` evaluates its arguments in order, as far as
+    needed, on SQLite and PostgreSQL). Records lacking a crosswalk entry or tokens are no candidates (NULL or
+    empty tokens: the caller skips them): they could not be joined or scored.
     """
     mark = "?" if paramstyle == "qmark" else "%s"
     pair = f"t.token || '{_SEPARATOR}' || t.token_hash"
     pack = f"string_agg({pair}, '{_SEPARATOR}')" if dialect == "postgresql" else f"group_concat({pair}, '{_SEPARATOR}')"
     tokens = person_record_tokens.name
     return (
-        f"SELECT c.system, c.record_id, x.shared_id, COALESCE(p.token_hash, "
+        f"SELECT c.system, c.record_id, x.shared_id, COALESCE(x.tokens, "
+        f"(SELECT p.token_hash FROM {tokens} AS p WHERE p.system = c.system AND p.record_id = c.record_id "
+        f"AND p.token = '{PACKED_TOKENS}'), "
         f"(SELECT {pack} FROM {tokens} AS t WHERE t.system = c.system AND t.record_id = c.record_id "
         f"AND substr(t.token, 1, 4) <> 'key:')) "
         f"FROM (SELECT DISTINCT {person_blocks.name}.system AS system, {person_blocks.name}.record_id AS record_id "
         f"FROM {person_blocks.name} WHERE {person_blocks.name}.block_hash IN ({', '.join([mark] * count)}) "
         f"LIMIT {MAX_CANDIDATES}) AS c "
-        f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id "
-        f"LEFT JOIN {tokens} AS p ON p.system = c.system AND p.record_id = c.record_id "
-        f"AND p.token = '{PACKED_TOKENS}'"
+        f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id"
     )
 
 
@@ -386,8 +387,11 @@ class _Batch:
         rows = self._rows
         if link.rule in ("new", "review"):
             rows[persons].append({"shared_id": link.shared_id, "created_at": now})
+        # The comparison tokens in the crosswalk row, packed (the candidate search reads a candidate's shared id
+        # and tokens in one row, not one per token, nor from a second table).
+        packed = _SEPARATOR.join(f"{name}{_SEPARATOR}{value}" for name, value in tokens.items() if value)
         rows[crosswalk].append({"system": system, "record_id": record_id, "shared_id": link.shared_id,
-                                "linked_at": now, "rule": link.rule})
+                                "linked_at": now, "rule": link.rule, "tokens": packed})
         self._crosswalk[(system, record_id)] = link.shared_id
         if review is not None:
             cand_system, cand_record, cand_shared, result, reason = review
@@ -404,12 +408,7 @@ class _Batch:
                 self._keys[key_hash] = link.shared_id
                 rows[person_keys].append({"key_hash": key_hash, "kind": key.kind, "strength": key.strength,
                                           "shared_id": link.shared_id})
-        # The comparison tokens in one row (the candidate search reads a record's tokens in one row, not one
-        # per token); the match keys one row each, as merges and splits read them.
-        packed = _SEPARATOR.join(f"{name}{_SEPARATOR}{value}" for name, value in tokens.items() if value)
-        if packed:
-            rows[person_record_tokens].append({"system": system, "record_id": record_id, "token": PACKED_TOKENS,
-                                               "token_hash": packed})
+        # The match keys one row each, as merges and splits read them.
         rows[person_record_tokens] += [{"system": system, "record_id": record_id, "token": f"key:{key.kind}",
                                         "token_hash": key_hash} for key_hash, key in hashed]
         unique_blocks = list(dict.fromkeys(blocks))

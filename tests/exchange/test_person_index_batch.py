@@ -69,6 +69,8 @@ def _canonical(links, records, index: PersonIndex):
         walk = sorted((r.system, r.record_id, name(r.shared_id), r.rule) for r in conn.execute(select(crosswalk)))
         keys = sorted((r.key_hash, r.kind, name(r.shared_id)) for r in conn.execute(select(person_keys)))
         tokens = sorted(tuple(r) for r in conn.execute(select(person_record_tokens)))
+        tokens += sorted(tuple(r) for r in conn.execute(select(crosswalk.c.system, crosswalk.c.record_id,
+                                                                  crosswalk.c.tokens)))
         blocks = sorted(tuple(r) for r in conn.execute(select(person_blocks)))
         reviews = [(r.id, r.system, r.record_id, name(r.shared_id), r.candidate_system, r.candidate_record_id,
                     name(r.candidate_shared_id), r.probability, r.agreement, r.reason, r.status)
@@ -136,20 +138,25 @@ def test_link_many_on_postgresql_matches_one_by_one_on_sqlite(tmp_path):
 
 
 def _whole_index(conn):
-    """Every record's blocking values, shared id and tokens, read the plain way (tokens stored either way)."""
+    """Every record's blocking values, shared id and tokens, read the plain way (tokens stored any of the ways
+    this and earlier versions stored them)."""
     blocks: dict[tuple[str, str], set[str]] = {}
     for r in conn.execute(select(person_blocks)):
         blocks.setdefault((r.system, r.record_id), set()).add(r.block_hash)
     shared = {(r.system, r.record_id): r.shared_id for r in conn.execute(select(crosswalk))}
     stored: dict[tuple[str, str], dict[str, str]] = {}
+    for r in conn.execute(select(crosswalk)):
+        if r.tokens:  # name,hash,name,hash,...
+            parts = r.tokens.split(",")
+            stored[(r.system, r.record_id)] = dict(zip(parts[::2], parts[1::2]))
     for r in conn.execute(select(person_record_tokens)):
         tokens_of = stored.setdefault((r.system, r.record_id), {})
-        if r.token == PACKED_TOKENS:  # name,hash,name,hash,...
+        if r.token == PACKED_TOKENS:  # name,hash,name,hash,... (records linked by the previous version)
             parts = r.token_hash.split(",")
             tokens_of.update(zip(parts[::2], parts[1::2]))
-        else:  # a match key, or a comparison token stored one per row (records linked by earlier versions)
+        elif not r.token.startswith("key:"):  # a comparison token a row (records linked by earlier versions)
             tokens_of[r.token] = r.token_hash
-    return blocks, shared, stored
+    return blocks, shared, {k: v for k, v in stored.items() if v}
 
 
 def _reference_best(index: PersonIndex, whole, tokens, blocks):
@@ -188,31 +195,59 @@ def test_candidate_search_equals_scoring_the_whole_index(tmp_path):
     _check_candidate_search(index, records[320:])
 
 
-def _unpack_every_other_record(engine) -> int:
-    """Store every other record's comparison tokens one row per token, as versions before the packed row did."""
+def _store_as_earlier_versions(engine) -> int:
+    """Move the comparison tokens of two records in three out of the crosswalk, as earlier versions stored them:
+    one ``packed`` row of person_record_tokens (the version before), or one row per token (the one before that).
+
+    Records linked without tokens get NULL too: those versions stored nothing for them."""
     with engine.begin() as conn:
-        packed = conn.execute(select(person_record_tokens).where(person_record_tokens.c.token == PACKED_TOKENS)
-                              .order_by(person_record_tokens.c.system, person_record_tokens.c.record_id)).all()
-        for r in packed[::2]:
-            parts = r.token_hash.split(",")
-            conn.execute(delete(person_record_tokens).where(
-                person_record_tokens.c.system == r.system, person_record_tokens.c.record_id == r.record_id,
-                person_record_tokens.c.token == PACKED_TOKENS))
-            conn.execute(person_record_tokens.insert(), [
-                {"system": r.system, "record_id": r.record_id, "token": name, "token_hash": value}
-                for name, value in zip(parts[::2], parts[1::2])])
-    return len(packed[::2])
+        walk = conn.execute(select(crosswalk.c.system, crosswalk.c.record_id, crosswalk.c.tokens)
+                            .order_by(crosswalk.c.system, crosswalk.c.record_id)).all()
+        moved = 0
+        for n, r in enumerate(walk):
+            if n % 3 == 2:
+                continue
+            conn.execute(update(crosswalk).where(crosswalk.c.system == r.system, crosswalk.c.record_id == r.record_id)
+                         .values(tokens=None))
+            moved += 1
+            if not r.tokens:
+                continue
+            if n % 3 == 0:
+                conn.execute(person_record_tokens.insert(), [
+                    {"system": r.system, "record_id": r.record_id, "token": PACKED_TOKENS, "token_hash": r.tokens}])
+            else:
+                parts = r.tokens.split(",")
+                conn.execute(person_record_tokens.insert(), [
+                    {"system": r.system, "record_id": r.record_id, "token": name, "token_hash": value}
+                    for name, value in zip(parts[::2], parts[1::2])])
+    return moved
+
+
+_CROSSWALK_BEFORE_TOKENS = (
+    "CREATE TABLE crosswalk (system VARCHAR(64) NOT NULL, record_id VARCHAR(128) NOT NULL, "
+    "shared_id VARCHAR(32) NOT NULL, linked_at DATETIME NOT NULL, rule VARCHAR(32) NOT NULL, moves INTEGER, "
+    "PRIMARY KEY (system, record_id))")
+"""The crosswalk as versions before its ``tokens`` column created it (SQLite)."""
 
 
 def test_an_index_written_by_an_earlier_version_links_as_before(tmp_path):
-    """Records whose tokens are stored one row per token (before the packed row) are found and scored the
-    same: the search equals the reference, and linking on such an index equals linking on a packed one."""
+    """A database whose crosswalk was created without the tokens column, holding records whose tokens are
+    stored as earlier versions did (a packed row; one row per token) gets the column on opening; those
+    records are found and scored the same: the search equals the reference, and linking on such an index
+    equals linking on one written by this version."""
+    import sqlite3
+
     records = _records(420)
+    with sqlite3.connect(tmp_path / "mixed.db") as old:
+        old.execute(_CROSSWALK_BEFORE_TOKENS)
+    old.close()
     packed, mixed = _index(tmp_path / "packed.db"), _index(tmp_path / "mixed.db")
+    with mixed._engine.connect() as conn:
+        assert "tokens" in {c for c, in conn.exec_driver_sql("SELECT name FROM pragma_table_info('crosswalk')")}
     for index in (packed, mixed):
         for system, record_id, person in records[:330]:
             index.link(system, record_id, person, NOW)
-    assert _unpack_every_other_record(mixed._engine) >= 100
+    assert _store_as_earlier_versions(mixed._engine) >= 200
     _check_candidate_search(mixed, records[330:])
     singles = [packed.link(system, record_id, person, NOW) for system, record_id, person in records[330:]]
     batched = mixed.link_many(records[330:], NOW)
@@ -236,7 +271,7 @@ def test_candidate_search_on_postgresql_equals_scoring_the_whole_index(pg_index)
     records = _records(400)
     pg_index.link_many(records[:320], NOW)
     _check_candidate_search(pg_index, records[320:])
-    assert _unpack_every_other_record(pg_index._engine) >= 100  # and with tokens stored both ways
+    assert _store_as_earlier_versions(pg_index._engine) >= 200  # and with tokens stored the earlier ways
     _check_candidate_search(pg_index, records[320:])
 
 
