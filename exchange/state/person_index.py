@@ -146,18 +146,18 @@ class PersonIndex:
         the crosswalk and one for the match keys of every record, and the new rows written with one
         statement per table. Rows not yet written are written before any candidate search that could find
         them (a record sharing a blocking value with an earlier one of the batch), so no search misses one.
+
+        The records' hashes and tokens, which need no database, are computed before the write lock is taken:
+        other processes linking meanwhile wait only for the queries and writes.
         """
         if not records:
             return []
+        batch = _Batch(self, now)
+        batch.prepare(records)
         if conn is None:
             with self._engine.begin() as own:
-                return self.link_many(records, now, conn=own)
-        begin_write(conn)
-        batch = _Batch(self, conn, now)
-        batch.prefetch(records)
-        links = [batch.link(system, record_id, person) for system, record_id, person in records]
-        batch.write()
-        return links
+                return batch.run(own, records)
+        return batch.run(conn, records)
 
     def _probabilistic(
         self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str],
@@ -317,18 +317,42 @@ class _Batch:
     batch record (no candidate can exist) skips the search.
     """
 
-    def __init__(self, index: PersonIndex, conn: Connection, now: datetime) -> None:
+    def __init__(self, index: PersonIndex, now: datetime) -> None:
         self._index = index
-        self._conn = conn
+        self._conn: Connection | None = None  # set by run()
         self._now = now
         self._crosswalk: dict[tuple[str, str], str] = {}
         self._keys: dict[str, str] = {}  # key hash -> shared id: first writer wins
         self._hashed: dict[tuple[str, str], list[tuple[str, MatchKey]]] = {}
         self._rows: dict[Table, list[dict]] = {table: [] for table in _WRITE_ORDER}
         self._waiting_blocks: set[str] = set()
-        self._blocks: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}  # plain tokens, block hashes
+        self._blocks: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}  # hashed tokens, block hashes
         self._stored_blocks: set[str] = set()  # blocking values in the index: stored before, or by this batch
         self._rejected: set[tuple[str, str, str]] = set()  # (system, record id, candidate shared id)
+
+    def prepare(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
+        """Hash each record's match keys, comparison tokens and blocking values (a record given twice: the first).
+
+        No database is read, so this runs before the write lock. Tokens and blocks of a record the crosswalk
+        already holds go unused (it keeps its id): a batch of records seen before is rare, as the pipeline
+        links only records with messages still to send.
+        """
+        index = self._index
+        for system, record_id, person in records:
+            if (system, record_id) not in self._hashed:
+                self._hashed[(system, record_id)] = [(index._hash(k), k) for k in match_keys(person, system)]
+                plain = person_tokens(person)
+                self._blocks[(system, record_id)] = (
+                    index._keyer(plain), [index._keyer.token("block", value) for value in blocking_values(plain)])
+
+    def run(self, conn: Connection, records: Sequence[tuple[str, str, PersonIdentity]]) -> list[Link]:
+        """Take the write lock, read what the batch needs, link each record in order, write the new rows."""
+        begin_write(conn)
+        self._conn = conn
+        self.prefetch(records)
+        links = [self.link(system, record_id, person) for system, record_id, person in records]
+        self.write()
+        return links
 
     def prefetch(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
         """Read the crosswalk entries, match keys, stored blocks and rejected pairs of the records, in a few queries.
@@ -339,10 +363,8 @@ class _Batch:
         record did.
         """
         by_system: dict[str, list[str]] = defaultdict(list)
-        for system, record_id, person in records:
+        for system, record_id, _ in records:
             by_system[system].append(record_id)
-            if (system, record_id) not in self._hashed:
-                self._hashed[(system, record_id)] = [(self._index._hash(k), k) for k in match_keys(person, system)]
         select_ = _Selector(self._conn)
         try:
             for system, record_ids in by_system.items():
@@ -355,12 +377,8 @@ class _Batch:
             hashes = list(dict.fromkeys(h for hashed in self._hashed.values() for h, _ in hashed))
             for key_hash, shared_id in select_("keys", hashes):
                 self._keys[key_hash] = shared_id
-            for system, record_id, person in records:
-                if (system, record_id) not in self._crosswalk and (system, record_id) not in self._blocks:
-                    plain = person_tokens(person)
-                    self._blocks[(system, record_id)] = (
-                        plain, [self._index._keyer.token("block", value) for value in blocking_values(plain)])
-            wanted = list(dict.fromkeys(b for _, blocks in self._blocks.values() for b in blocks))
+            wanted = list(dict.fromkeys(b for record, (_, blocks) in self._blocks.items()
+                                        if record not in self._crosswalk for b in blocks))
             self._stored_blocks.update(block for block, in select_("blocks", wanted))
         finally:
             select_.close()
@@ -373,8 +391,7 @@ class _Batch:
         index, now = self._index, self._now
         hashed = self._hashed[(system, record_id)]
         found = {h: self._keys[h] for h, _ in hashed if h in self._keys}
-        plain, blocks = self._blocks[(system, record_id)]
-        tokens = index._keyer(plain)
+        tokens, blocks = self._blocks[(system, record_id)]
         link = next((Link(found[h], k.kind) for h, k in hashed if h in found), None)  # strongest first
         review = None
         if link is None:
