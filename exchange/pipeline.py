@@ -13,7 +13,7 @@ from datetime import datetime
 
 from exchange import disclosure
 from exchange.runtime import Exchange
-from exchange.security import encrypt, sign
+from exchange.security import encrypt, sign_to_serialize
 from exchange.state import ledger
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
 from exchange.state.reissue import identities_of, supersede_moved
@@ -264,7 +264,8 @@ def _seal(ex: Exchange, item: _Built, window_key: str | None) -> list[NewMessage
     """Sign and encrypt the record's checked messages, one queue entry per recipient."""
     entries = []
     for recipient, _, prepared in item.ready:
-        signed = sign(prepared.root, ex.signer)
+        # The redacted copy is this record's own and is only serialized next: signed in place (two copies less).
+        signed = sign_to_serialize(prepared.root, ex.signer)
         # one EncryptedKey per certificate of this recipient valid now; none valid refuses (never an expired one)
         payload = encrypt(signed, ex.recipient_certs[recipient.id].usable(item.now))
         message = QueuedMessage(item.plan.ids[recipient.id], recipient.id, item.link.shared_id,

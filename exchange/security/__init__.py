@@ -31,7 +31,7 @@ from exchange.security.keys import (
     key_id,
 )
 from exchange.security.pki import DevPki, SigningKeyType, mint_dev_pki
-from exchange.security.signing import sign, verify, verify_document, verify_signer
+from exchange.security.signing import sign, sign_to_serialize, verify, verify_document, verify_signer
 from transforms.model.errors import SecurityError
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "key_id",
     "mint_dev_pki",
     "sign",
+    "sign_to_serialize",
     "verify",
     "verify_document",
     "verify_signer",

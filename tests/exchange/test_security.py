@@ -29,6 +29,7 @@ from exchange.security import (
     fingerprint,
     mint_dev_pki,
     sign,
+    sign_to_serialize,
     verify,
 )
 from transforms.model.errors import ConfigError, SecurityError
@@ -241,6 +242,28 @@ def test_hostile_or_broken_xml_is_refused_without_quoting_it(data, identity, ref
 
 def test_signing_twice_is_refused(document, identity, refused):
     refused("already contains a signature", sign, sign(document(), identity), identity)
+
+
+def test_sign_to_serialize_writes_what_sign_writes_and_spares_only_a_tree_alone(document, identity):
+    """The pipeline's form: the same bytes as sign (RSA-SHA256 signatures are deterministic), signed in place
+    when the tree is alone in its document; a tree with a comment beside it is copied and left untouched."""
+    root = document()
+    expected = to_bytes(sign(root, identity))
+    alone = copy.deepcopy(root)
+    assert sign_to_serialize(alone, identity) is alone
+    assert to_bytes(alone) == expected
+    assert c14n(verify(to_bytes(alone), [identity.certificate])) == c14n(root)
+
+    beside = etree.fromstring(b"<!--kept-->" + etree.tostring(root))
+    assert beside.getprevious() is not None
+    before = etree.tostring(beside.getroottree())
+    signed = sign_to_serialize(beside, identity)
+    assert signed is not beside and etree.tostring(beside.getroottree()) == before
+    assert to_bytes(signed) == expected
+
+
+def test_sign_to_serialize_refuses_a_signed_document(document, identity, refused):
+    refused("already contains a signature", sign_to_serialize, sign(document(), identity), identity)
 
 
 # -------------------------------------------------------------------------------------------- encryption
