@@ -92,13 +92,21 @@ def for_recipient(ex: Exchange, recipient: RecipientConfig, record: object, root
                   now: datetime) -> Prepared | None:
     """The pipeline's call: :func:`prepare` with the consents on file for the record's patient, read now."""
     consents: list[ConsentRecord] = []
-    patient_id = getattr(record, "patient_id", "")
     policy = ex.policies.get(recipient.id)
-    if policy is not None and patient_id and (part2_labelled(record) or _needs_consent(ex, recipient)):
+    if reads_state(ex, recipient, record):
         # the record was linked before it was built: its shared id lets `consents list` show the person
         shared_id = ex.persons.shared_id_of(ex.source.system, record.ref.record_id)
-        consents = ConsentRegistry(ex.engine, policy.consent_secret).for_patient(patient_id, shared_id=shared_id)
+        consents = ConsentRegistry(ex.engine, policy.consent_secret).for_patient(record.patient_id,
+                                                                                 shared_id=shared_id)
     return prepare(policy, recipient, ex.config.message_type, record, root, now, consents)
+
+
+def reads_state(ex: Exchange, recipient: RecipientConfig, record: object) -> bool:
+    """True when :func:`for_recipient` reads the state database for this record and recipient (the patient's
+    consents on file and the record's shared id); the pipeline then has the record's link committed first."""
+    policy = ex.policies.get(recipient.id)
+    return bool(policy is not None and getattr(record, "patient_id", "")
+                and (part2_labelled(record) or _needs_consent(ex, recipient)))
 
 
 def _needs_consent(ex: Exchange, recipient: RecipientConfig) -> bool:

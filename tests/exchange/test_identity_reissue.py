@@ -243,7 +243,7 @@ def _numbers(path: Path) -> set[str]:
         return {r["booking_number"] for r in csv.DictReader(handle)}
 
 
-def test_merge_landing_between_linking_and_queueing_is_caught_and_reissued(tmp_path):
+def test_merge_landing_between_linking_and_queueing_is_caught_and_reissued(tmp_path, monkeypatch):
     """A clerk merges a person at the instant the pipeline has linked a new record but not queued it yet."""
     from exchange import pipeline
     from exchange.runtime import open_exchange
@@ -259,17 +259,24 @@ def test_merge_landing_between_linking_and_queueing_is_caught_and_reissued(tmp_p
 
     ex = open_exchange(config, home)
     real = ex.persons.link_many
+    found: list[str] = []  # the new record's shared id, when the new person turns out to be a known one
 
-    def link_then_clerk_merges(records, now, conn=None):
+    def link_and_note(records, now, conn=None):
         links = real(records, now, conn=conn)
-        if conn is not None:  # inside the index's own transaction: the clerk acts once it has committed
-            return links
-        for (_system, record_id, _person), link in zip(records, links):
-            if record_id == number and link.shared_id != keep:  # the new person turns out to be a known one
-                curation.merge(engine, keep, link.shared_id, "clerk", "same person", NOW)
+        found.extend(link.shared_id for (_system, record_id, _person), link in zip(records, links)
+                     if record_id == number and link.shared_id != keep)
         return links
 
-    ex.persons.link_many = link_then_clerk_merges
+    class CommitThenClerkMerges(pipeline._Commit):
+        """The pipeline commits the links of a chunk while it builds its messages: the clerk acts right after."""
+
+        def _run(self) -> None:
+            super()._run()
+            while found:
+                curation.merge(engine, keep, found.pop(), "clerk", "same person", NOW)
+
+    ex.persons.link_many = link_and_note
+    monkeypatch.setattr(pipeline, "_Commit", CommitThenClerkMerges)
     try:
         summary = pipeline.run(ex)
     finally:

@@ -92,6 +92,26 @@ def test_consent_loaded_then_revoked_governs_the_next_run(tmp_path):
     assert len(rows) == 1 and PATIENT not in rows[0] and "NXP-" in rows[0]
 
 
+def test_a_person_first_linked_in_the_run_that_discloses_is_shown_on_the_consent(tmp_path):
+    """Consent on file before the record is ever seen: the run that links the person and discloses under the
+    consent also stamps the person's shared id on it (the link is committed before redaction looks it up)."""
+    home, config, cli = ehr_exchange(tmp_path)
+    runner = CliRunner()
+    sheet = tmp_path / "consents.csv"
+    sheet.write_text(HEADER + f"C-7,Patient/{PATIENT},County BH,class:law-enforcement,PUBHLTH,need flag;contact,"
+                              "active,2026-01-01,2099-12-31,,no,\n")
+    assert runner.invoke(app, ["consents", "load", str(sheet), *cli]).exit_code == 0
+    before = runner.invoke(app, ["consents", "list", *cli], env={"COLUMNS": "250"}).output
+    assert "(not linked yet)" in next(x for x in before.splitlines() if "C-7" in x)
+
+    write_bundle(home / "drop", 1)
+    first = run(config, home)
+    assert first.read == 1 and first.delivered == 1
+    listed = runner.invoke(app, ["consents", "list", *cli], env={"COLUMNS": "250"}).output
+    line = next(x for x in listed.splitlines() if "C-7" in x)
+    assert "NXP-" in line and "(not linked yet)" not in line
+
+
 def test_part2_data_leaves_only_under_a_part2_consent_and_with_the_cited_2_32_notice(tmp_path):
     """Two patients with an opioid use disorder (F11.20: Part 2 information); both consented to the police
     agency's class, only one of the consents authorizes Part 2 information. Only that patient's alert leaves, and
