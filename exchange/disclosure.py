@@ -89,8 +89,10 @@ def load_policies(config: ExchangeConfig, home: Path, config_path: Path) -> dict
 
 
 def for_recipient(ex: Exchange, recipient: RecipientConfig, record: object, root: etree._Element,
-                  now: datetime) -> Prepared | None:
-    """The pipeline's call: :func:`prepare` with the consents on file for the record's patient, read now."""
+                  now: datetime, *, in_place: bool = False) -> Prepared | None:
+    """The pipeline's call: :func:`prepare` with the consents on file for the record's patient, read now.
+
+    ``in_place``: ``root`` is redacted itself, not a copy of it (the caller gives it up)."""
     consents: list[ConsentRecord] = []
     policy = ex.policies.get(recipient.id)
     if reads_state(ex, recipient, record):
@@ -98,7 +100,7 @@ def for_recipient(ex: Exchange, recipient: RecipientConfig, record: object, root
         shared_id = ex.persons.shared_id_of(ex.source.system, record.ref.record_id)
         consents = ConsentRegistry(ex.engine, policy.consent_secret).for_patient(record.patient_id,
                                                                                  shared_id=shared_id)
-    return prepare(policy, recipient, ex.config.message_type, record, root, now, consents)
+    return prepare(policy, recipient, ex.config.message_type, record, root, now, consents, in_place=in_place)
 
 
 def reads_state(ex: Exchange, recipient: RecipientConfig, record: object) -> bool:
@@ -147,13 +149,16 @@ def prepare(
     root: etree._Element,
     now: datetime,
     consents: list[ConsentRecord] | None = None,
+    *,
+    in_place: bool = False,
 ) -> Prepared | None:
     """Redact ``root`` for ``recipient``; None when nothing may be sent to it.
 
     Nothing is sent when the profile has no rule for the message type (default-deny), when the rule
     requires a consent and none is valid, or when the record comes from a Part 2 program and no valid
     consent names the recipient (even the person's identity would reveal that they are a patient).
-    ``consents``: the consents on file for the record's patient, as the registry returns them.
+    ``consents``: the consents on file for the record's patient, as the registry returns them. ``in_place``:
+    ``root`` itself is redacted (the caller gives it up), else a copy of it.
     """
     if policy is None:
         raise ConfigError("(exchange)", f"recipients.{recipient.id}.profile", "no redaction profile loaded",
@@ -173,8 +178,11 @@ def prepare(
         return None
     flag_part2 = False
     if isinstance(record, ClinicalRecord):
+        given = root
         root, flag_part2 = _reflag(root, record, part2_consent=consent is not None)
-    result = redact(root, rule, token_key=policy.token_key, part2_record=part2, part2_consent=consent is not None)
+        in_place = in_place or root is not given  # a copy of our own already
+    result = redact(root, rule, token_key=policy.token_key, part2_record=part2, part2_consent=consent is not None,
+                    in_place=in_place)
     out = result.root
     flag_left = out.find(_NEED_FLAG_ANYWHERE) is not None
     disclosed_part2 = consent is not None and part2 and (

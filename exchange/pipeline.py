@@ -210,7 +210,7 @@ def _seal_chunk(ex: Exchange, wanted: list[_Plan], links: list, linked: _Commit,
     for one in built:
         found = [next(issues) for _ in one.ready]  # every record takes its own lists, whatever happens to it
         try:
-            _check(one, found)
+            _check(one, found, BUILDERS[ex.config.message_type])
             entries += _seal(ex, one, window_key)
         except RecordError as error:
             linked.wait()
@@ -269,7 +269,7 @@ def _plan(ex: Exchange, record, identity: tuple[str, str | None]) -> _Plan:
 class _Built:
     """A record's messages built and redacted for the recipients still to get it, not yet validated.
 
-    ``ready`` holds (recipient, built message, redacted copy) in recipient order, up to the first recipient
+    ``ready`` holds (recipient, message header, redacted message) in recipient order, up to the first recipient
     whose message could not be built or redacted; ``error`` is that failure (raised once the messages before
     it are known to be valid, so a record is quarantined for the same reason as when each was checked in turn).
     """
@@ -295,24 +295,27 @@ def _build_messages(ex: Exchange, plan: _Plan, link) -> _Built:
             header = MessageHeader(ids[recipient.id], item.now, ex.config.sender, recipient.organization,
                                    ex.config.message_type)
             root = builder.build(record, link.shared_id, header)
-            prepared = disclosure.for_recipient(ex, recipient, record, root, item.now)  # redact per profile
+            # Redacted per profile in place, not as a copy: the built message is made again from the same
+            # header only if what redaction left is invalid (_check), which is rare.
+            prepared = disclosure.for_recipient(ex, recipient, record, root, item.now, in_place=True)
             if prepared is None:  # default-deny: this recipient may not receive this record
                 continue
-            item.ready.append((recipient, root, prepared))
+            item.ready.append((recipient, header, prepared))
     except RecordError as error:
         item.error = error
     return item
 
 
-def _check(item: _Built, found: list[list[validator.SchemaIssue]]) -> None:
-    """Raise the record's first failure: an invalid message (``found``: the issues of each redacted copy in
+def _check(item: _Built, found: list[list[validator.SchemaIssue]], builder) -> None:
+    """Raise the record's first failure: an invalid message (``found``: the issues of each redacted message in
     ``item.ready``), else the failure that stopped building. Every recipient's message is valid before any is
     queued."""
-    for (_, root, prepared), issues in zip(item.ready, found):
+    for (_, header, prepared), issues in zip(item.ready, found):
         if issues:
-            # Only when the copy that leaves fails is the built message checked too, to say which step is at
-            # fault (redaction copies, ``root`` is untouched).
-            built = validator.validate(root, business_rules=False)
+            # Only when the message that leaves fails is the built message checked too, to say which step is at
+            # fault: it is built again (redaction worked on the first one), the same from the same header.
+            built = validator.validate(builder.build(item.plan.record, item.link.shared_id, header),
+                                       business_rules=False)
             if built:
                 raise MessageInvalidError(str(item.plan.record.ref), built[0].path,
                                           f"built message is invalid: {built[0].message}")

@@ -101,14 +101,16 @@ def redact(
     token_key: bytes,
     part2_record: bool = False,
     part2_consent: bool = False,
+    in_place: bool = False,
 ) -> Redaction:
     """Return a redacted copy of ``root`` under ``rule``.
 
     ``part2_record``: the message was built from 42 CFR Part 2 data (a Part 2 program's record, or labelled
     42CFRPart2). ``part2_consent``: a valid consent naming this recipient was found. Without it, every
-    element of a Part 2 category is removed even when the allow-list names it.
+    element of a Part 2 category is removed even when the allow-list names it. ``in_place``: ``root`` itself
+    is redacted and returned, no copy made (the caller gives its tree up; the pipeline's built message).
     """
-    out = copy.deepcopy(root)
+    out = root if in_place else copy.deepcopy(root)
     block_part2 = part2_record and not part2_consent
     plan = _plan(rule.allow, rule.transforms, block_part2)
     _strip_attributes(out)
