@@ -249,9 +249,8 @@ class _Commit:
 
     def wait(self) -> None:
         self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+        if self._error is not None:
+            raise self._error  # at every wait: a failed commit never reads as done
 
     def join(self) -> None:
         self._thread.join()
