@@ -25,7 +25,8 @@ from exchange.pipeline import DeliveryCounts, deliver
 from exchange.runtime import Exchange
 
 IDLE_WAIT = 0.5
-"""Seconds between rounds of passes that found nothing to send (no window had finished since)."""
+"""Most seconds between rounds of passes that found nothing to send; a finished window
+(:meth:`EarlyDelivery.window_done`) starts the next round at once."""
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class EarlyDelivery:
     def __init__(self, ex: Exchange) -> None:
         self._ex = ex
         self._stop = threading.Event()
+        self._queued = threading.Event()  # a window finished since the last round began: its messages wait
         self._thread = threading.Thread(target=self._loop, name="early-delivery", daemon=True)
         self._counts = DeliveryCounts()
 
@@ -43,9 +45,15 @@ class EarlyDelivery:
         """Begin delivering in the background."""
         self._thread.start()
 
+    def window_done(self) -> None:
+        """A window finished, its messages queued: an idle round starts now instead of after IDLE_WAIT (with
+        fast windows the whole run could otherwise end before the first early pass found anything)."""
+        self._queued.set()
+
     def finish(self) -> DeliveryCounts:
         """Stop after the pass under way; what the early passes delivered, failed and dead-lettered."""
         self._stop.set()
+        self._queued.set()  # an idle wait ends now
         if self._thread.ident is not None:
             self._thread.join()
         return self._counts
@@ -70,4 +78,5 @@ class EarlyDelivery:
                 if counts.failed or counts.dead:
                     recipients.remove(recipient)  # left to the normal passes, with their backoff
             if not sent:
-                self._stop.wait(IDLE_WAIT)
+                self._queued.wait(IDLE_WAIT)
+            self._queued.clear()  # set after this: the round below sees that window's messages anyway

@@ -503,6 +503,8 @@ def run(ex: Exchange, observer: RunObserver | None = None,
             summary.enqueued += counts.enqueued
             summary.already_sent += counts.already_sent
             observer.window_done(counts)
+            if early is not None:
+                early.window_done()
     finally:
         sent = early.finish() if early is not None else DeliveryCounts()
     summary.delivered += sent.delivered
