@@ -175,8 +175,8 @@ person_record_tokens = Table(
     Column("system", String(64), primary_key=True),
     Column("record_id", String(128), primary_key=True),
     Column("token", String(40), primary_key=True,
-           doc="'packed' (all the record's comparison tokens in one row), 'key:<kind>', or one comparison token "
-               "(rows of earlier versions)"),
+           doc="'key:<kind>' (a match key's hash, read by merges and splits); rows of earlier versions: 'packed' "
+               "(the comparison tokens in one row, now in crosswalk.tokens) or one comparison token"),
     Column("token_hash", Text, nullable=False, doc="HMAC-SHA256 of the token (set tokens: of each variant)"),
 )
 
