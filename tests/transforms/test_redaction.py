@@ -57,14 +57,12 @@ def test_no_element_outside_the_allow_list_and_output_still_validates(profile, b
     assert result.categories and "other" not in result.categories
 
 
-@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p.rule("BookingNotification")], ids=lambda p: p.name)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(booking=bookings())
 def test_redacting_in_place_gives_the_copy_s_result_in_the_given_tree(profile, booking):
     """The pipeline's form: no copy, the built tree itself becomes the redacted message, byte for byte."""
     rule = profile.rule("BookingNotification")
-    if rule is None:
-        return
     copied = redact(booking_notification(booking, "NXP-ABCDEFGHJKLM", HEADER), rule, token_key=KEY)
     built = booking_notification(booking, "NXP-ABCDEFGHJKLM", HEADER)
     in_place = redact(built, rule, token_key=KEY, in_place=True)
