@@ -329,6 +329,66 @@ def index_scale(sizes: list[int], chunk: int = 100) -> None:
               f"rules {dict(sorted(rules.items()))}; outcome {digest}")
 
 
+def _generated_identities(size: int) -> tuple[list[tuple[str, str, object]], dict[str, str]]:
+    """``size`` generated records as (system, record id, PersonIdentity) and their ground truth."""
+    from transforms.model import PersonIdentity
+
+    records, truth = [], {}
+    for n, p in enumerate(synthetic.records(size, seed=3)):
+        records.append(("ehr", f"r{n}", PersonIdentity(
+            p.given_name, p.surname, p.birth_date, middle_name=p.middle_name, name_suffix=p.name_suffix,
+            sex=p.sex or "U", ssn=p.ssn, street_address=p.street_address, postal_code=p.postal_code, phone=p.phone)))
+        truth[f"r{n}"] = str(p.person_id)
+    return records, truth
+
+
+def index_accuracy(size: int, limits: list[int], chunk: int = 100) -> None:
+    """The person index's own accuracy and speed for each ``MAX_BLOCK`` in ``limits``, on two data sets.
+
+    Generated records (``synthetic.records``, seed 3: names from syllables, nicknames, typos, married names,
+    twins, half the SSNs missing) and the demo JMS drop (truth: the fingerprint id, which the drop keeps
+    across a person's bookings, so every probabilistic link there is a false one). Each is linked
+    ``link_many`` ``chunk`` records a transaction into a fresh SQLite file: precision, recall and F1 over
+    record pairs at the index's own decisions (link threshold 0.99), the records sent to clerical review, and
+    microseconds a record over the last tenth (what a search costs once the index is large).
+    """
+    import tempfile
+    from datetime import datetime, timezone
+
+    from exchange.state import person_index
+    from exchange.state.db import open_engine
+
+    now = datetime(2026, 11, 2, 6, tzinfo=timezone.utc)
+    generated = _generated_identities(size)
+    demo = _bookings(size)
+    sets = {"generated": generated, "demo drop": (demo, {r: p.state_id for _, r, p in demo})}
+    default = person_index.MAX_BLOCK
+    try:
+        for name, (records, truth) in sets.items():
+            for limit in limits:
+                person_index.MAX_BLOCK = limit
+                with tempfile.TemporaryDirectory() as home:
+                    engine = open_engine(f"sqlite:///{home}/index.db")
+                    index = person_index.PersonIndex(engine, b"bench-person-index-secret-32-bytes!", exchange="bench")
+                    links, tail = [], (len(records) - len(records) // 10) // chunk * chunk
+                    for start in range(0, len(records), chunk):
+                        if start == tail:
+                            started, cpu = time.perf_counter(), time.process_time()
+                        links += index.link_many(records[start:start + chunk], now)
+                    took, cpu = time.perf_counter() - started, time.process_time() - cpu
+                    engine.dispose()
+                rules = Counter(link.rule for link in links)
+                predicted = {record_id: link.shared_id for (_, record_id, _), link in zip(records, links)}
+                precision, recall, f1 = scores(predicted, truth)
+                count = len(records) - tail
+                print(f"person index, {name}, {len(records):,} records, MAX_BLOCK {limit}: precision "
+                      f"{precision:.4f} recall {recall:.4f} F1 {f1:.4f}; review {rules['review']:,} "
+                      f"({rules['review'] / len(records):.1%}), probabilistic links {rules['probabilistic']:,}; "
+                      f"last {count:,}: {took / count * 1e6:,.0f} us/record (CPU {cpu / count * 1e6:,.0f})")
+    finally:
+        person_index.MAX_BLOCK = default
+
+
 def main() -> None:
     """Run every measurement and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -336,7 +396,12 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true", help="Accuracy only.")
     parser.add_argument("--index", default="", help="Comma-separated demo booking counts for link_many speed.")
     parser.add_argument("--only-index", action="store_true", help="Only the --index measurement.")
+    parser.add_argument("--index-accuracy", type=int, default=0,
+                        help="Records for the person index's own accuracy (generated and demo drop).")
+    parser.add_argument("--max-block", default="25", help="Comma-separated MAX_BLOCK values for --index-accuracy.")
     args = parser.parse_args()
+    if args.index_accuracy:
+        index_accuracy(args.index_accuracy, [int(s) for s in args.max_block.split(",")])
     if args.index:
         index_scale([int(s) for s in args.index.split(",")])
     if args.only_index:

@@ -34,6 +34,7 @@ from exchange.state.bulk import IN_LIST, begin_write, chunks
 from exchange.state.db import (
     crosswalk,
     person_blocks,
+    person_events,
     person_keys,
     person_record_tokens,
     person_reviews,
@@ -45,8 +46,16 @@ from transforms.identity_normalise import person_tokens
 from transforms.identity_tokens import TokenKeyer
 from transforms.model import PersonIdentity
 
-MAX_CANDIDATES = 200
-"""Most candidate records scored per incoming record (a block larger than this is a data problem)."""
+MAX_BLOCK = 25
+"""A block (the records sharing one blocking value) holding more records than this yields no candidates.
+
+Such a value says too little to single anyone out (a placeholder birth date such as 1900-01-01; "Smith born
+1980" in a county's ten-year index): its records would be scored against every new record that has it, so a
+search would grow with the index. The record is compared through its other, smaller blocks instead (block
+purging), so a search scores at most ``MAX_BLOCK`` records a block. Chosen by measurement
+(``python -m bench.identity --index-accuracy 400000 --max-block 25,1000000``, numbers in the identity README):
+on generated records the index's precision and recall did not change; on the demo drop, whose ~140 given
+names and ~1,100 surname sounds make blocks fill, the searches got cheaper."""
 
 PACKED_TOKENS = "packed"
 """The ``person_record_tokens`` row in which earlier versions kept a record's comparison tokens, packed as the
@@ -147,8 +156,10 @@ class PersonIndex:
         statement per table. Rows not yet written are written before any candidate search that could find
         them (a record sharing a blocking value with an earlier one of the batch), so no search misses one.
 
-        The records' hashes and tokens, which need no database, are computed before the write lock is taken:
-        other processes linking meanwhile wait only for the queries and writes.
+        The records' hashes and tokens, which need no database, are computed before the write lock is taken,
+        and so, on SQLite, is the candidate search of each record that will probably need one (read while other
+        processes write; under the lock only what changed since is read again, see :meth:`_Batch.presearch`):
+        other processes linking meanwhile wait for the rest.
         """
         if not records:
             return []
@@ -156,18 +167,21 @@ class PersonIndex:
         batch.prepare(records)
         if conn is None:
             with self._engine.begin() as own:
+                batch.presearch(own, records)
                 return batch.run(own, records)
+        batch.presearch(conn, records)
         return batch.run(conn, records)
 
     def _probabilistic(
         self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str],
-        rejected: set[tuple[str, str, str]],
+        rejected: set[tuple[str, str, str]], seen: _Scored | None = None,
     ) -> tuple[Link, tuple[str, str, str, Score, str] | None]:
         """Score candidates sharing a block; return the decision and, for review, the best candidate.
 
-        ``rejected`` holds the (system, record id, candidate shared id) pairs a reviewer already rejected.
+        ``rejected`` holds the (system, record id, candidate shared id) pairs a reviewer already rejected;
+        ``seen``, candidates already scored (see :meth:`best_candidate`).
         """
-        best = self.best_candidate(conn, tokens, blocks)
+        best = self.best_candidate(conn, tokens, blocks, seen)
         if best is None:
             return Link(new_shared_id(), "new"), None
         cand_system, cand_record, cand_shared, result = best
@@ -184,36 +198,59 @@ class PersonIndex:
         return Link(new_shared_id(), "new", probability), None
 
     def best_candidate(
-        self, conn: Connection, tokens: dict[str, str], blocks: list[str]
+        self, conn: Connection, tokens: dict[str, str], blocks: list[str], seen: _Scored | None = None,
     ) -> tuple[str, str, str, Score] | None:
         """The highest-scoring known record sharing a blocking value: (system, record id, shared id, score).
 
-        Of candidates with the same weight, the first by (system, record id) wins, so the choice does not
-        depend on the order the database returns rows in.
+        Only blocks of at most :data:`MAX_BLOCK` records are searched (see there). Of candidates with the same
+        weight, the first by (system, record id) wins, so the choice does not depend on the order the
+        database returns rows in.
+
+        ``seen``: this record's candidates as an earlier search found and scored them, when no record has
+        changed shared id since (:meth:`_Batch.presearch`). Then only which records the blocks hold now is
+        read (index entries alone), and only candidates new since are read and scored; the result is the
+        same as searching afresh, because a record's tokens never change and its shared id changes only by
+        a curation, which leaves an event.
         """
         if not blocks:
             return None
         unique = tuple(dict.fromkeys(blocks))
-        # One round trip, one row per candidate (at most MAX_CANDIDATES records): its shared id and its
-        # comparison tokens packed into one string. The hot query of linking (once per record that reaches
-        # this tier), so it goes straight to the driver's cursor in the connection's open transaction: no
-        # statement compiled per call, no result wrapper, and a row per candidate instead of one per token.
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(_candidates_sql(conn.dialect.name, conn.dialect.paramstyle, len(unique)), unique)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        if seen is None:
+            scored = self.scored_candidates(conn, tokens, unique)
+        else:
+            # Which records the blocks hold now; those not scored before are read and scored now.
+            members = _fetch(conn, _members_sql(conn.dialect.paramstyle, len(unique), MAX_BLOCK), unique)
+            new = [value for member in members if member not in seen for value in member]
+            scored = {member: seen[member] for member in members if member in seen}
+            if new:
+                scored.update(self._score(_fetch(conn, _rows_sql(conn.dialect.name, conn.dialect.paramstyle,
+                                                                 len(new) // 2), new), tokens))
         best = None
-        scorer = Scorer(tokens, self._parameters)
-        for system, record_id, shared_id, packed in sorted(rows):
-            if not packed:
-                continue  # no tokens stored: nothing to score
-            parts = packed.split(_SEPARATOR)  # name, hash, name, hash, ...
-            result = scorer(dict(zip(parts[::2], parts[1::2])))
+        for (system, record_id), (shared_id, result) in sorted(scored.items()):
             if best is None or result.weight > best[3].weight:
                 best = (system, record_id, shared_id, result)
         return best
+
+    def scored_candidates(self, conn: Connection, tokens: dict[str, str], blocks: Sequence[str]) -> _Scored:
+        """Every candidate of a record with distinct ``blocks``: (system, record id) -> (shared id, score)."""
+        # One round trip, one row per candidate (at most MAX_BLOCK records a block): its shared id and its
+        # comparison tokens packed into one string. The hot query of linking (once per record that reaches
+        # this tier), so it goes straight to the driver's cursor: no statement compiled per call, no result
+        # wrapper, and a row per candidate instead of one per token.
+        rows = _fetch(conn, _candidates_sql(conn.dialect.name, conn.dialect.paramstyle, len(blocks), MAX_BLOCK),
+                      blocks)
+        return self._score(rows, tokens)
+
+    def _score(self, rows: list[tuple], tokens: dict[str, str]) -> _Scored:
+        """Score ``(system, record id, shared id, packed tokens)`` rows against ``tokens``; rows without tokens
+        are no candidates (nothing to score)."""
+        scorer = Scorer(tokens, self._parameters)
+        out: _Scored = {}
+        for system, record_id, shared_id, packed in rows:
+            if packed:
+                parts = packed.split(_SEPARATOR)  # name, hash, name, hash, ...
+                out[(system, record_id)] = (shared_id, scorer(dict(zip(parts[::2], parts[1::2]))))
+        return out
 
     def count_persons(self) -> int:
         """How many distinct shared ids the index holds (retired ids included)."""
@@ -231,35 +268,89 @@ _SEPARATOR = ","
 """Between the names and hashes of packed tokens: names are identifiers, hashes hex digits and spaces."""
 
 
-@lru_cache(maxsize=None)
-def _candidates_sql(dialect: str, paramstyle: str, count: int) -> str:
-    """The candidate query for ``count`` blocking values: (system, record id, shared id, packed tokens).
+_Scored = dict[tuple[str, str], tuple[str, Score]]
+"""A record's scored candidates: (system, record id) -> (shared id, score)."""
 
-    Candidates are the records sharing a blocking value, at most MAX_CANDIDATES, chosen by the same
-    subquery as the SQLAlchemy statement this replaced (so a block larger than that yields the same ones),
-    with their shared id and comparison tokens, both from the crosswalk row. For a record linked before the
-    crosswalk held tokens (``tokens`` NULL), its :data:`PACKED_TOKENS` row, or for one linked before that
-    row existed its token rows packed alike by the database (``key:`` tokens, which no comparison reads,
-    left out). The fallbacks run only where needed (``COALESCE`` evaluates its arguments in order, as far as
-    needed, on SQLite and PostgreSQL). Records lacking a crosswalk entry or tokens are no candidates (NULL or
-    empty tokens: the caller skips them): they could not be joined or scored.
+
+def _fetch(conn: Connection, sql: str, values: Sequence[str]) -> list[tuple]:
+    """The rows of ``sql`` with ``values``, on the driver's cursor in the connection's open transaction."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _mark(paramstyle: str) -> str:
+    return "?" if paramstyle == "qmark" else "%s"
+
+
+def _sized_blocks(paramstyle: str, count: int, limit: int) -> str:
+    """A FROM item: (system, record id) of each record in ``count`` blocks, but of no block over ``limit``.
+
+    Each block is read up to ``limit + 1`` rows from the index on ``block_hash`` (so a purged block costs that
+    much however large it grows), and a block that filled them is left out; records in two blocks come twice.
     """
-    mark = "?" if paramstyle == "qmark" else "%s"
+    mark, blocks = _mark(paramstyle), person_blocks.name
+    each = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT block_hash, system, record_id FROM {blocks} WHERE block_hash = {mark} "
+        f"LIMIT {limit + 1}) AS b{n}" for n in range(count))
+    return (f"(SELECT system, record_id FROM (SELECT system, record_id, count(*) OVER (PARTITION BY block_hash) "
+            f"AS size FROM ({each}) AS b) AS sized WHERE size <= {limit}) AS s")
+
+
+def _tokens_of(dialect: str) -> str:
+    """The packed comparison tokens of crosswalk row ``x`` (record ``c``), stored any way a version stored them.
+
+    The crosswalk's ``tokens``; for a record linked before the crosswalk held tokens (``tokens`` NULL), its
+    :data:`PACKED_TOKENS` row, or for one linked before that row existed its token rows packed alike by the
+    database (``key:`` tokens, which no comparison reads, left out). The fallbacks run only where needed
+    (``COALESCE`` evaluates its arguments in order, as far as needed, on SQLite and PostgreSQL).
+    """
     pair = f"t.token || '{_SEPARATOR}' || t.token_hash"
     pack = f"string_agg({pair}, '{_SEPARATOR}')" if dialect == "postgresql" else f"group_concat({pair}, '{_SEPARATOR}')"
     tokens = person_record_tokens.name
-    return (
-        f"SELECT c.system, c.record_id, x.shared_id, COALESCE(x.tokens, "
-        f"(SELECT p.token_hash FROM {tokens} AS p WHERE p.system = c.system AND p.record_id = c.record_id "
-        f"AND p.token = '{PACKED_TOKENS}'), "
-        f"(SELECT {pack} FROM {tokens} AS t WHERE t.system = c.system AND t.record_id = c.record_id "
-        f"AND substr(t.token, 1, 4) <> 'key:')) "
-        f"FROM (SELECT DISTINCT {person_blocks.name}.system AS system, {person_blocks.name}.record_id AS record_id "
-        f"FROM {person_blocks.name} WHERE {person_blocks.name}.block_hash IN ({', '.join([mark] * count)}) "
-        f"LIMIT {MAX_CANDIDATES}) AS c "
-        f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id"
-    )
+    return (f"COALESCE(x.tokens, "
+            f"(SELECT p.token_hash FROM {tokens} AS p WHERE p.system = c.system AND p.record_id = c.record_id "
+            f"AND p.token = '{PACKED_TOKENS}'), "
+            f"(SELECT {pack} FROM {tokens} AS t WHERE t.system = c.system AND t.record_id = c.record_id "
+            f"AND substr(t.token, 1, 4) <> 'key:'))")
 
+
+@lru_cache(maxsize=None)
+def _candidates_sql(dialect: str, paramstyle: str, count: int, limit: int) -> str:
+    """The candidate query for ``count`` blocking values: (system, record id, shared id, packed tokens).
+
+    Candidates are the records sharing a blocking value whose block holds at most ``limit`` records
+    (:func:`_sized_blocks`), with their shared id and comparison tokens (:func:`_tokens_of`), both from the
+    crosswalk row. Records lacking a crosswalk entry or tokens are no candidates (NULL or empty tokens: the
+    caller skips them): they could not be joined or scored.
+    """
+    return (f"SELECT c.system, c.record_id, x.shared_id, {_tokens_of(dialect)} "
+            f"FROM (SELECT DISTINCT system, record_id FROM {_sized_blocks(paramstyle, count, limit)}) AS c "
+            f"JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id")
+
+
+@lru_cache(maxsize=None)
+def _members_sql(paramstyle: str, count: int, limit: int) -> str:
+    """Which records ``count`` blocks of at most ``limit`` records hold: (system, record id), index entries only."""
+    return f"SELECT DISTINCT system, record_id FROM {_sized_blocks(paramstyle, count, limit)}"
+
+
+@lru_cache(maxsize=None)
+def _rows_sql(dialect: str, paramstyle: str, count: int) -> str:
+    """The candidate rows (as :func:`_candidates_sql` gives them) of ``count`` records, given as system, record
+    id, system, record id, ..."""
+    mark = _mark(paramstyle)
+    wanted = ", ".join([f"({mark}, {mark})"] * count)
+    return (f"WITH c (system, record_id) AS (VALUES {wanted}) "
+            f"SELECT c.system, c.record_id, x.shared_id, {_tokens_of(dialect)} "
+            f"FROM c JOIN {crosswalk.name} AS x ON x.system = c.system AND x.record_id = c.record_id")
+
+
+_LAST_EVENT = f"SELECT max(seq) FROM {person_events.name}"
+"""The number of the last merge, split or review decision (NULL: none yet); see :meth:`_Batch.presearch`."""
 
 _PREFETCH = {
     "crosswalk": f"SELECT record_id, shared_id FROM {crosswalk.name} WHERE system = {{mark}} AND record_id IN ({{marks}})",
@@ -274,7 +365,7 @@ _PREFETCH = {
 @lru_cache(maxsize=None)
 def _prefetch_sql(query: str, paramstyle: str, count: int) -> str:
     """The :data:`_PREFETCH` query ``query`` for an ``IN`` list of ``count`` values, in the driver's mark."""
-    mark = "?" if paramstyle == "qmark" else "%s"
+    mark = _mark(paramstyle)
     return _PREFETCH[query].format(mark=mark, marks=", ".join([mark] * count))
 
 
@@ -329,6 +420,8 @@ class _Batch:
         self._blocks: dict[tuple[str, str], tuple[dict[str, str], list[str]]] = {}  # hashed tokens, block hashes
         self._stored_blocks: set[str] = set()  # blocking values in the index: stored before, or by this batch
         self._rejected: set[tuple[str, str, str]] = set()  # (system, record id, candidate shared id)
+        self._seen: dict[tuple[str, str], _Scored] = {}  # per record, candidates scored before the lock
+        self._events: int | None = None  # the last person_events seq when they were read
 
     def prepare(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
         """Hash each record's match keys, comparison tokens and blocking values (a record given twice: the first).
@@ -345,10 +438,40 @@ class _Batch:
                 self._blocks[(system, record_id)] = (
                     index._keyer(plain), [index._keyer.token("block", value) for value in blocking_values(plain)])
 
+    def presearch(self, conn: Connection, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
+        """Before the write lock (SQLite, no transaction open yet): search and score the candidates of each record
+        that will probably need it, reading while other processes write.
+
+        Each statement runs on its own, seeing what was committed when it ran. Under the lock :meth:`link`
+        searches again but reads only which records the record's blocks hold now (index entries) and scores
+        only those not scored here (records linked since, by another process or earlier in the batch). A
+        candidate scored here keeps its score (a record's tokens never change) and its shared id unless a
+        merge or split moved it, which writes a ``person_events`` row: so the last event's number is read
+        first, and if it has changed by the time the lock is held, nothing found here is used.
+        """
+        if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
+            return  # PostgreSQL has no write lock to shorten; an open transaction holds it already
+        self._conn = conn
+        self._events = _fetch(conn, _LAST_EVENT, ())[0][0]
+        self.prefetch(records)
+        index = self._index
+        for system, record_id, _ in records:
+            record = (system, record_id)
+            if record in self._crosswalk or record in self._seen:
+                continue
+            tokens, blocks = self._blocks[record]
+            if any(h in self._keys for h, _ in self._hashed[record]) or self._stored_blocks.isdisjoint(blocks):
+                continue  # linked by a key, or no candidate can exist: unless the index changes, no search
+            self._seen[record] = index.scored_candidates(conn, tokens, tuple(dict.fromkeys(blocks)))
+        # What the prefetch read is read again under the lock.
+        self._crosswalk, self._keys, self._rejected, self._stored_blocks = {}, {}, set(), set()
+
     def run(self, conn: Connection, records: Sequence[tuple[str, str, PersonIdentity]]) -> list[Link]:
         """Take the write lock, read what the batch needs, link each record in order, write the new rows."""
         begin_write(conn)
         self._conn = conn
+        if self._seen and _fetch(conn, _LAST_EVENT, ())[0][0] != self._events:
+            self._seen.clear()  # a merge or split moved records since the presearch: search afresh
         self.prefetch(records)
         links = [self.link(system, record_id, person) for system, record_id, person in records]
         self.write()
@@ -400,7 +523,8 @@ class _Batch:
             else:
                 if not self._waiting_blocks.isdisjoint(blocks):
                     self.write()  # the search must see the earlier records it could match
-                link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks, self._rejected)
+                link, review = index._probabilistic(self._conn, system, record_id, tokens, blocks, self._rejected,
+                                                    self._seen.get((system, record_id)))
         rows = self._rows
         if link.rule in ("new", "review"):
             rows[persons].append({"shared_id": link.shared_id, "created_at": now})

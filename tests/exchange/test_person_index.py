@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from exchange.state import person_index
 from exchange.state.db import open_engine
 from exchange.state.person_index import PersonIndex
 from transforms.model import PersonIdentity
@@ -65,3 +66,25 @@ def test_index_file_holds_no_identifier_or_name(tmp_path):
     raw += wal.read_bytes() if wal.exists() else b""
     for value in (b"Zebediah", b"QUUXWORTH", b"229955642", b"FL189951", b"1970-01-01"):
         assert value not in raw
+
+
+def test_a_block_grown_too_common_decides_nothing_yet_a_match_links_through_its_other_blocks(tmp_path, monkeypatch):
+    """A birth date many records carry (a placeholder such as 1900-01-01) says nothing about who is who: once
+    its block holds more than MAX_BLOCK records, a new record is not compared with them through it."""
+    monkeypatch.setattr(person_index, "MAX_BLOCK", 3)
+    index = _index(tmp_path)
+    placeholder = date(1900, 1, 1)
+    smith = _link(index, "B1", PersonIdentity("John", "Smith", placeholder, sex="M", postal_code="33602"))
+    for n, (given, surname) in enumerate([("James", "Okafor"), ("Joseph", "Nguyen"), ("Jack", "Lindqvist")]):
+        _link(index, f"B{n + 2}", PersonIdentity(given, surname, placeholder, sex="M"))
+    # Shares only the placeholder and an initial with the four (block of four > 3): nobody to score.
+    stranger = _link(index, "B9", PersonIdentity("Jerome", "Adeyemi", placeholder, sex="M"))
+    assert (stranger.rule, stranger.probability) == ("new", None)
+    # Smith with a typo shares small blocks with B1 (surname sound with the date, with the given name): found.
+    typo = _link(index, "B10", PersonIdentity("John", "Smyth", placeholder, sex="M", postal_code="33602"))
+    assert typo.probability is not None and typo.probability > 0.9
+    assert typo.rule == "probabilistic" and typo.shared_id == smith.shared_id
+
+    monkeypatch.setattr(person_index, "MAX_BLOCK", 200)  # a stranger alike, the block not yet too common
+    again = _link(index, "B11", PersonIdentity("Jules", "Adewale", placeholder, sex="M"))
+    assert again.probability is not None

@@ -8,6 +8,7 @@ first appeared. Rules, probabilities, review items and the stored keys, tokens a
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
@@ -24,6 +25,7 @@ from exchange.state.db import (
     person_reviews,
     persons,
 )
+from exchange.state import person_index
 from exchange.state.person_index import PACKED_TOKENS, PersonIndex, Thresholds
 from transforms.identity_comparisons import blocking_values, score
 from transforms.identity_normalise import person_tokens
@@ -159,11 +161,14 @@ def _whole_index(conn):
     return blocks, shared, {k: v for k, v in stored.items() if v}
 
 
-def _reference_best(index: PersonIndex, whole, tokens, blocks):
-    """The best candidate found the slow, obvious way: score every record of the index sharing a block."""
+def _reference_best(index: PersonIndex, whole, tokens, blocks, max_block: int):
+    """The best candidate found the slow, obvious way: score every record of the index sharing a block of at
+    most ``max_block`` records."""
     blocks_of, shared, stored = whole
+    sizes = Counter(b for record_blocks in blocks_of.values() for b in record_blocks)
+    searched = {b for b in blocks if sizes[b] <= max_block}
     best = None
-    for key in sorted(k for k, b in blocks_of.items() if not b.isdisjoint(blocks)):
+    for key in sorted(k for k, b in blocks_of.items() if not b.isdisjoint(searched)):
         if key in shared and key in stored:
             result = score(tokens, stored[key], index._parameters)
             if best is None or result.weight > best[3].weight:
@@ -173,22 +178,30 @@ def _reference_best(index: PersonIndex, whole, tokens, blocks):
 
 def _check_candidate_search(index: PersonIndex, probes) -> None:
     """``best_candidate`` (one packed row per candidate, Scorer) equals the reference on every probe."""
-    several = 0
+    several, purged = 0, 0
+    max_block = person_index.MAX_BLOCK
     with index._engine.connect() as conn:
         whole = _whole_index(conn)
         for _, _, person in probes:
             tokens = index.hashed_tokens(person)
             blocks = [index._mac(f"block:{value}") for value in blocking_values(person_tokens(person))]
-            got, expected = index.best_candidate(conn, tokens, blocks), _reference_best(index, whole, tokens, blocks)
+            got = index.best_candidate(conn, tokens, blocks)
+            expected = _reference_best(index, whole, tokens, blocks, max_block)
             assert (got is None) == (expected is None)
             if got is not None:
                 assert got[:3] == expected[:3]
                 assert (got[3].weight, dict(got[3].gammas)) == (expected[3].weight, dict(expected[3].gammas))
             several += sum(not b.isdisjoint(blocks) for b in whole[0].values()) >= 2
+            purged += expected != _reference_best(index, whole, tokens, blocks, len(whole[0]))
     assert several >= len(probes) // 4, several  # the searches had candidates to choose between
+    if max_block < 5:  # the small limit left out blocks that decided a search
+        assert purged >= len(probes) // 10, purged
 
 
-def test_candidate_search_equals_scoring_the_whole_index(tmp_path):
+@pytest.mark.parametrize("max_block", [person_index.MAX_BLOCK, 1])
+def test_candidate_search_equals_scoring_the_whole_index(tmp_path, monkeypatch, max_block):
+    """Also when blocks are left out for their size: with a limit of one record, every shared block is."""
+    monkeypatch.setattr(person_index, "MAX_BLOCK", max_block)
     records = _records(400)
     index = _index(tmp_path / "index.db")
     index.link_many(records[:320], NOW)
@@ -321,3 +334,75 @@ def test_a_rejected_pair_is_not_queued_again_by_link_many(tmp_path):
 def test_a_rejected_pair_is_not_queued_again_on_postgresql(tmp_path, pg_index):
     """The same on PostgreSQL (the batch reads rejected pairs and crosswalk entries with its own SQL)."""
     assert _relink_rejected(pg_index, True) == _relink_rejected(_index(tmp_path / "one.db"), False)
+
+
+def _while_presearched(monkeypatch, batch_records, meanwhile):
+    """Run ``meanwhile()`` once, right after the presearch of the batch ``batch_records`` (before its lock)."""
+    presearch = person_index._Batch.presearch
+
+    def then_meanwhile(self, conn, records):
+        presearch(self, conn, records)
+        if records is batch_records:
+            assert self._seen, "the presearch scored candidates"
+            meanwhile()
+
+    monkeypatch.setattr(person_index._Batch, "presearch", then_meanwhile)
+
+
+def test_records_another_process_links_after_the_presearch_are_candidates(tmp_path, monkeypatch):
+    """A batch searches before taking the write lock; records linked between that search and the lock (by a
+    second process) must be found as if the batch had searched after them."""
+    records = _records(600)
+    first, middle, last = records[:300], records[300:420], records[420:]
+    expected = _index(tmp_path / "expected.db")
+    expected.link_many(first, NOW)
+    expected_links = expected.link_many(middle, NOW) + expected.link_many(last, NOW)
+
+    index = _index(tmp_path / "index.db")
+    first_links = index.link_many(first, NOW)
+    other = PersonIndex(open_engine(f"sqlite:///{tmp_path / 'index.db'}"), SECRET, exchange="county",
+                        thresholds=index.thresholds)
+    middle_links: list = []
+    _while_presearched(monkeypatch, last, lambda: middle_links.extend(other.link_many(middle, NOW)))
+    last_links = index.link_many(last, NOW)
+
+    assert _canonical(middle_links + last_links, middle + last, index) == \
+        _canonical(expected_links, middle + last, expected)
+    linked_meanwhile = {link.shared_id for link in middle_links} - {link.shared_id for link in first_links}
+    assert any(link.shared_id in linked_meanwhile and link.rule in ("probabilistic", "review")
+               for link in last_links)  # some of the batch were decided by records the presearch did not see
+
+
+def test_a_merge_after_the_presearch_is_seen_by_the_batch(tmp_path, monkeypatch):
+    """A merge between a batch's presearch and its lock moves candidates to another shared id: the batch must
+    link to the id they have now, not the one the presearch read."""
+    from exchange.state.person_curation import merge
+
+    records = _records(500)
+    first, last = records[:350], records[350:]
+    probe = _index(tmp_path / "probe.db")
+    probe_first = probe.link_many(first, NOW)
+    probe_last = probe.link_many(last, NOW)
+    # A record of the batch that links probabilistically to a person of `first`; that person's record, and
+    # another person's record to merge it into.
+    found = next(n for n, link in enumerate(probe_last) if link.rule == "probabilistic"
+                 and link.shared_id in {f.shared_id for f in probe_first})
+    retired = next(n for n, f in enumerate(probe_first) if f.shared_id == probe_last[found].shared_id)
+    kept = next(n for n, f in enumerate(probe_first) if f.shared_id != probe_last[found].shared_id)
+
+    def merge_in(index, links):
+        merge(index._engine, links[kept].shared_id, links[retired].shared_id, "tester", "test", NOW)
+
+    expected = _index(tmp_path / "expected.db")
+    expected_first = expected.link_many(first, NOW)
+    merge_in(expected, expected_first)
+    expected_last = expected.link_many(last, NOW)
+
+    index = _index(tmp_path / "index.db")
+    index_first = index.link_many(first, NOW)
+    _while_presearched(monkeypatch, last, lambda: merge_in(index, index_first))
+    index_last = index.link_many(last, NOW)
+
+    assert index_last[found].shared_id == index_first[kept].shared_id != index_first[retired].shared_id
+    assert _canonical(index_first + index_last, first + last, index) == \
+        _canonical(expected_first + expected_last, first + last, expected)
