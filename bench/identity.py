@@ -1,7 +1,8 @@
 """Identity resolution accuracy (precision, recall, F1) against a name + DOB baseline, and linking speed.
 
 Run: ``.venv/bin/python -m bench.identity [--scale 100000,1000000] [--skip-scale] [--index 2000,20000,50000]``
-(``--index`` alone: ``--index 2000,20000 --only-index``).
+(``--index`` alone: ``--index 2000,20000 --only-index``; the person index's own accuracy:
+``--index-accuracy 400000 --max-block 25,1000000 --only-index``).
 
 Accuracy is counted over record pairs: a pair is predicted when both records end in the same cluster (the
 shared id the product hands out), true when the ground truth says one person. In the same run, on the same
@@ -36,6 +37,10 @@ records, the baseline is the plain deterministic key most county integrations us
   635 us after. What still grows: the candidates per search (the demo drop draws ~190 names, so blocks
   fill: ~1 candidate per search at 2,000, ~8 at 50,000) and SQLite's commit (random B-tree pages of the
   hashed keys and blocks, ~20 ms per 100-record commit at 20,000 with WAL and synchronous=FULL).
+
+- Person index accuracy (``--index-accuracy N``): the index's own decisions, not Splink's clusters, for each
+  ``--max-block`` (see :func:`index_accuracy`): generated records with their truth, and the demo drop with
+  the fingerprint id as truth.
 
 The probabilistic side is the product: Splink on DuckDB with the comparison spec, parameters estimated from
 the data itself (FEBRL, DSSG-with-errors) or the shipped model (small or timed runs), clusters at the link
