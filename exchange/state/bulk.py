@@ -7,8 +7,6 @@ take SQLite's write lock up front, insert while skipping rows whose key is alrea
 """
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import TypeVar
@@ -33,34 +31,8 @@ def begin_write(conn: Connection) -> None:
     """
     if conn.dialect.name != "sqlite":
         return
-    dbapi = conn.connection.dbapi_connection
-    if dbapi.in_transaction:
-        return
-    # SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ... up to 100 ms between tries, so a waiting
-    # worker could sleep on for tens of milliseconds after the lock was freed. Try every ~LOCK_POLL instead
-    # (a refused BEGIN IMMEDIATE costs microseconds), for as long as the busy timeout.
-    cursor = dbapi.cursor()
-    try:
-        timeout = cursor.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
-        cursor.execute("PRAGMA busy_timeout=0")
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    cursor.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as error:
-                    if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                        raise
-                time.sleep(LOCK_POLL)
-        finally:
-            cursor.execute(f"PRAGMA busy_timeout={round(timeout * 1000)}")
-    finally:
-        cursor.close()
-
-
-LOCK_POLL = 0.0005
-"""Seconds between tries for SQLite's write lock in :func:`begin_write`."""
+    if not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache(maxsize=None)
