@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ purging), so a search scores at most ``MAX_BLOCK`` records a block. Chosen by me
 (``python -m bench.identity --index-accuracy 400000 --max-block 25,1000000``, numbers in the identity README):
 on generated records the index's precision and recall did not change; on the demo drop, whose ~140 given
 names and ~1,100 surname sounds make blocks fill, the searches got cheaper."""
+
+CONTENDED = 0.001
+"""Seconds waited for SQLite's write lock from which a batch counts as contended (another process held it)."""
 
 PACKED_TOKENS = "packed"
 """The ``person_record_tokens`` row in which earlier versions kept a record's comparison tokens, packed as the
@@ -106,6 +110,7 @@ class PersonIndex:
         thresholds: Thresholds | None = None,
         parameters: Parameters | None = None,
         exchange: str = "",
+        presearch: bool | None = None,
     ) -> None:
         if len(secret) < 32:
             raise ValueError("the person-index secret must be at least 32 bytes")
@@ -120,6 +125,10 @@ class PersonIndex:
 
             parameters = default_parameters()
         self._parameters = parameters
+        # Search before the write lock (see link_many): always, never, or (None) while other processes are
+        # making this one wait for the lock.
+        self._presearch = presearch
+        self._contended = False
 
     def _mac(self, text: str) -> str:
         mac = self._keyed.copy()
@@ -156,20 +165,25 @@ class PersonIndex:
         statement per table. Rows not yet written are written before any candidate search that could find
         them (a record sharing a blocking value with an earlier one of the batch), so no search misses one.
 
-        The records' hashes and tokens, which need no database, are computed before the write lock is taken,
-        and so, on SQLite, is the candidate search of each record that will probably need one (read while other
-        processes write; under the lock only what changed since is read again, see :meth:`_Batch.presearch`):
-        other processes linking meanwhile wait for the rest.
+        The records' hashes and tokens, which need no database, are computed before the write lock is taken.
+        So, on SQLite, is the candidate search of each record that will probably need one (read while other
+        processes write; under the lock only what changed since is read again, see :meth:`_Batch.presearch`),
+        while other processes contend for the lock: the last batch waited for it (``presearch=None``, the
+        default; ``True`` or ``False`` decide once for all). Alone, a batch holds the lock no shorter for it
+        and the search's membership part would be read twice.
         """
         if not records:
             return []
         batch = _Batch(self, now)
         batch.prepare(records)
+        presearch = self._contended if self._presearch is None else self._presearch
         if conn is None:
             with self._engine.begin() as own:
-                batch.presearch(own, records)
+                if presearch:
+                    batch.presearch(own, records)
                 return batch.run(own, records)
-        batch.presearch(conn, records)
+        if presearch:
+            batch.presearch(conn, records)
         return batch.run(conn, records)
 
     def _probabilistic(
@@ -468,7 +482,9 @@ class _Batch:
 
     def run(self, conn: Connection, records: Sequence[tuple[str, str, PersonIdentity]]) -> list[Link]:
         """Take the write lock, read what the batch needs, link each record in order, write the new rows."""
+        asked = time.perf_counter()
         begin_write(conn)
+        self._index._contended = time.perf_counter() - asked > CONTENDED
         self._conn = conn
         if self._seen and _fetch(conn, _LAST_EVENT, ())[0][0] != self._events:
             self._seen.clear()  # a merge or split moved records since the presearch: search afresh

@@ -8,6 +8,7 @@ first appeared. Rules, probabilities, review items and the stored keys, tokens a
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -51,10 +52,10 @@ def _records(count: int) -> list[tuple[str, str, PersonIdentity]]:
     return out
 
 
-def _index(path) -> PersonIndex:
+def _index(path, presearch: bool | None = None) -> PersonIndex:
     # A wide review band so the run produces review items as well as links and new persons.
     return PersonIndex(open_engine(f"sqlite:///{path}"), SECRET, exchange="county",
-                       thresholds=Thresholds(link=0.99, review=0.05))
+                       thresholds=Thresholds(link=0.99, review=0.05), presearch=presearch)
 
 
 def _canonical(links, records, index: PersonIndex):
@@ -80,13 +81,15 @@ def _canonical(links, records, index: PersonIndex):
     return outcome, walk, keys, tokens, blocks, reviews
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
-def test_link_many_matches_linking_one_by_one(tmp_path, chunk):
+@pytest.mark.parametrize(("chunk", "presearch"), [(1, False), (7, False), (64, False), (1000, False),
+                                                   (1, True), (7, True), (64, True), (1000, True)])
+def test_link_many_matches_linking_one_by_one(tmp_path, chunk, presearch):
+    """Also when each batch searches before taking the lock (as it does while other processes contend)."""
     records = _records(420)
     seed_part, rest = records[:60], records[60:]  # both indexes start from the same linked people
 
-    one = _index(tmp_path / "one.db")
-    many = _index(tmp_path / "many.db")
+    one = _index(tmp_path / "one.db", presearch=False)
+    many = _index(tmp_path / "many.db", presearch=presearch)
     for index in (one, many):
         for system, record_id, person in seed_part:
             index.link(system, record_id, person, NOW)
@@ -354,11 +357,11 @@ def test_records_another_process_links_after_the_presearch_are_candidates(tmp_pa
     second process) must be found as if the batch had searched after them."""
     records = _records(600)
     first, middle, last = records[:300], records[300:420], records[420:]
-    expected = _index(tmp_path / "expected.db")
+    expected = _index(tmp_path / "expected.db", presearch=False)
     expected.link_many(first, NOW)
     expected_links = expected.link_many(middle, NOW) + expected.link_many(last, NOW)
 
-    index = _index(tmp_path / "index.db")
+    index = _index(tmp_path / "index.db", presearch=True)
     first_links = index.link_many(first, NOW)
     other = PersonIndex(open_engine(f"sqlite:///{tmp_path / 'index.db'}"), SECRET, exchange="county",
                         thresholds=index.thresholds)
@@ -393,12 +396,12 @@ def test_a_merge_after_the_presearch_is_seen_by_the_batch(tmp_path, monkeypatch)
     def merge_in(index, links):
         merge(index._engine, links[kept].shared_id, links[retired].shared_id, "tester", "test", NOW)
 
-    expected = _index(tmp_path / "expected.db")
+    expected = _index(tmp_path / "expected.db", presearch=False)
     expected_first = expected.link_many(first, NOW)
     merge_in(expected, expected_first)
     expected_last = expected.link_many(last, NOW)
 
-    index = _index(tmp_path / "index.db")
+    index = _index(tmp_path / "index.db", presearch=True)
     index_first = index.link_many(first, NOW)
     _while_presearched(monkeypatch, last, lambda: merge_in(index, index_first))
     index_last = index.link_many(last, NOW)
@@ -406,3 +409,26 @@ def test_a_merge_after_the_presearch_is_seen_by_the_batch(tmp_path, monkeypatch)
     assert index_last[found].shared_id == index_first[kept].shared_id != index_first[retired].shared_id
     assert _canonical(index_first + index_last, first + last, index) == \
         _canonical(expected_first + expected_last, first + last, expected)
+
+
+def test_a_batch_searches_before_the_lock_only_while_others_make_it_wait(tmp_path, monkeypatch):
+    """By default the presearch runs after a batch had to wait for the write lock, and stops after one that
+    did not: alone, it would cost a second read of each search and shorten no one's wait."""
+    presearched = []
+    presearch = person_index._Batch.presearch
+    monkeypatch.setattr(person_index._Batch, "presearch",
+                        lambda self, conn, records: presearched.append(len(records)) or presearch(self, conn, records))
+    records = _records(300)
+    index = _index(tmp_path / "index.db")
+    index.link_many(records[:100], NOW)
+    index.link_many(records[100:150], NOW)
+    assert presearched == []  # nobody else writing
+
+    holder = index._engine.connect()
+    holder.exec_driver_sql("BEGIN IMMEDIATE")  # another process holds the lock for a while
+    threading.Timer(0.2, holder.commit).start()
+    index.link_many(records[150:200], NOW)  # waits ~0.2 s for the lock
+    index.link_many(records[200:250], NOW)  # so this one searches first
+    index.link_many(records[250:], NOW)  # the previous one took the lock at once: not this one
+    holder.close()
+    assert presearched == [50]
