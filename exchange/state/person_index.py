@@ -99,7 +99,8 @@ class PersonIndex:
     """Two-tier linking against the index; one instance per process, safe to reuse across batches.
 
     ``exchange`` names the exchange whose review queue gets the items; ``parameters`` default to the
-    Splink model shipped in ``exchange/identity``.
+    Splink model shipped in ``exchange/identity``; ``presearch`` says whether batches search before the write
+    lock (None: while other processes contend for it, see :meth:`link_many`).
     """
 
     def __init__(
