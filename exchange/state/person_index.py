@@ -182,10 +182,13 @@ class PersonIndex:
             with self._engine.begin() as own:
                 if presearch:
                     batch.presearch(own, records)
-                return batch.run(own, records)
-        if presearch:
-            batch.presearch(conn, records)
-        return batch.run(conn, records)
+                links = batch.run(own, records)
+        else:
+            if presearch:
+                batch.presearch(conn, records)
+            links = batch.run(conn, records)
+        self._contended = batch.waited > CONTENDED
+        return links
 
     def _probabilistic(
         self, conn: Connection, system: str, record_id: str, tokens: dict[str, str], blocks: list[str],
@@ -437,6 +440,7 @@ class _Batch:
         self._rejected: set[tuple[str, str, str]] = set()  # (system, record id, candidate shared id)
         self._seen: dict[tuple[str, str], _Scored] = {}  # per record, candidates scored before the lock
         self._events: int | None = None  # the last person_events seq when they were read
+        self.waited = 0.0  # seconds run() waited for the write lock
 
     def prepare(self, records: Sequence[tuple[str, str, PersonIdentity]]) -> None:
         """Hash each record's match keys, comparison tokens and blocking values (a record given twice: the first).
@@ -485,7 +489,7 @@ class _Batch:
         """Take the write lock, read what the batch needs, link each record in order, write the new rows."""
         asked = time.perf_counter()
         begin_write(conn)
-        self._index._contended = time.perf_counter() - asked > CONTENDED
+        self.waited = time.perf_counter() - asked
         self._conn = conn
         if self._seen and _fetch(conn, _LAST_EVENT, ())[0][0] != self._events:
             self._seen.clear()  # a merge or split moved records since the presearch: search afresh
