@@ -469,7 +469,9 @@ class _Batch:
         first, and if it has changed by the time the lock is held, nothing found here is used.
         """
         if conn.dialect.name != "sqlite" or conn.connection.dbapi_connection.in_transaction:
-            return  # PostgreSQL has no write lock to shorten; an open transaction holds it already
+            # PostgreSQL has no write lock to shorten; in an open transaction a search sees what it would see
+            # under the lock (one snapshot), so nothing would move out of it.
+            return
         self._conn = conn
         self._events = _fetch(conn, _LAST_EVENT, ())[0][0]
         self.prefetch(records)
