@@ -73,6 +73,7 @@ windows = Table(
     Column("records", Integer, nullable=False, default=0),
     Column("quarantined", Integer, nullable=False, default=0),
     Column("enqueued", Integer, nullable=False, default=0),
+    Index("ix_windows_exchange_status_seq", "exchange", "status", "seq"),
 )
 
 cursors = Table(

@@ -110,16 +110,18 @@ class WindowStore:
             .values(status="done", records=counts.records, quarantined=counts.quarantined,
                     enqueued=counts.enqueued)
         )
-        rows = conn.execute(
-            select(windows.c.window_key, windows.c.status, windows.c.cursor_after)
-            .where(windows.c.exchange == self._exchange)
-            .order_by(windows.c.seq)
-        ).all()
-        prefix = []
-        for r in rows:
-            if r.status != "done":
-                break
-            prefix.append(r)
+        # The done prefix: the done windows before the first pending one. Both look-ups run on the index on
+        # (exchange, status, seq), so completing a window reads the prefix only, not every window of the
+        # plan (a million-booking backfill plans ten thousand).
+        first_pending = conn.execute(
+            select(func.min(windows.c.seq))
+            .where(windows.c.exchange == self._exchange, windows.c.status == "planned")
+        ).scalar_one()
+        done = select(windows.c.window_key, windows.c.cursor_after).where(
+            windows.c.exchange == self._exchange, windows.c.status == "done")
+        if first_pending is not None:
+            done = done.where(windows.c.seq < first_pending)
+        prefix = conn.execute(done.order_by(windows.c.seq)).all()
         if not prefix:
             return
         new_cursor = prefix[-1].cursor_after
