@@ -16,6 +16,7 @@ from exchange import disclosure
 from exchange.runtime import Exchange
 from exchange.security import encrypt, sign_to_serialize
 from exchange.state import ledger
+from exchange.state.db import commit_unsynced, sync_log
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
 from exchange.state.reissue import identities_of, supersede_moved
 from exchange.state.windows import WindowCounts
@@ -84,10 +85,12 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
         if following is None:
             break
         with ex.engine.begin() as conn:
+            commit_unsynced(conn)  # nothing leaves before a delivery syncs the log
             tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
             supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
         current = following
     with ex.engine.begin() as conn:
+        commit_unsynced(conn)
         tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
         # a merge or split between linking and here: those messages wait for the window's second reading
         supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
@@ -168,6 +171,7 @@ def _queue_chunk(ex: Exchange, items: list, window_key: str, tally: _Tally, take
     # on it touches the state database (reads of the links, quarantine entries, the chunk's messages).
     conn = ex.engine.connect()
     try:
+        commit_unsynced(conn)  # a delivery syncs the log before any message leaves
         conn.begin()  # as engine.begin() does: the commit then covers what the index wrote through the driver
         links = ex.persons.link_many([(system, p.record.ref.record_id, p.record.person) for p in wanted],
                                      ex.clock(), conn=conn)
@@ -375,7 +379,13 @@ def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> D
         claimed: list[QueuedMessage] | None = None
         for index, chunk in enumerate(chunks):
             if claimed is None:  # not taken by the settling of the chunk before (the first, or none committed)
-                claimed = ex.outbox.claim_many(chunk, ex.clock())
+                with ex.engine.connect() as conn:
+                    commit_unsynced(conn)
+                    with conn.begin():
+                        claimed = ex.outbox.claim_many(chunk, ex.clock(), conn=conn)
+            # The claims, the messages' queueing and links, and the chunk before's receipts are on disk before
+            # anything of this chunk leaves: every commit so far, synced at once, outside the write lock.
+            sync_log(ex.engine)
             sent: list[tuple[QueuedMessage, Receipt]] = []
             stop: tuple[BaseException, list[QueuedMessage]] | None = None
             for position, message in enumerate(claimed):
@@ -403,6 +413,7 @@ def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> D
                 _release(ex, stop[1], stop[0])
                 raise stop[0]
     finally:
+        sync_log(ex.engine)  # the pass's last receipts, with their ledger entries, are on disk when it returns
         close = getattr(transport, "close", None)  # transports that hold a connection reuse it for the pass
         if close is not None:
             close()
@@ -456,10 +467,12 @@ def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, 
             message_id=message.message_id, message_type=message.message_type,
             message_sha256=message.sha256, categories=message.categories, **terms[message.message_type],
         ))
-    with ex.engine.begin() as conn:
-        ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
-        ledger.append_many(conn, entries)
-        claimed = ex.outbox.claim_many(following, ex.clock(), conn=conn)
+    with ex.engine.connect() as conn:
+        commit_unsynced(conn)  # on disk before the next chunk leaves, and when the pass ends (sync_log)
+        with conn.begin():
+            ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
+            ledger.append_many(conn, entries)
+            claimed = ex.outbox.claim_many(following, ex.clock(), conn=conn)
     return DeliveryCounts(len(sent)), claimed
 
 
@@ -517,4 +530,5 @@ def run(ex: Exchange, observer: RunObserver | None = None,
         summary.failed += counts.failed
         summary.dead += counts.dead
     summary.outbox = ex.outbox.counts()
+    sync_log(ex.engine)  # what the windows linked and queued is on disk when the run returns, even unsent
     return summary

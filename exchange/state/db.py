@@ -6,6 +6,7 @@ payloads already encrypted to their recipient, errors keep a field path and a re
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import (
@@ -269,10 +270,13 @@ def open_engine(url: str) -> Engine:
     them made (without it, two processes each saw a table missing and the second CREATE TABLE failed).
     """
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///")).absolute()  # a later chdir cannot move it (nor sync_log)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkout", _sync_again)
     with engine.begin() as conn:
         _lock_schema(conn)
         metadata.create_all(conn)
@@ -347,8 +351,67 @@ outgrows memory (~1,150 pages at 20,000 records: every new record dirties some 1
 every such commit also ran a checkpoint: three syncs a commit instead of one, and a page changed by several
 commits copied into the file at each. At 8,000 (~32 MiB of log) a checkpoint comes every few commits
 (``bench.index_io`` at 50,000 demo bookings: 1,872 -> 708 fdatasync calls over the run, 10.6 -> 8.7 MiB
-written a commit). Durability is the WAL's alone (synced at every commit, ``synchronous=FULL``): when the
-log is copied back does not change what a power cut can lose."""
+written a commit). Durability is the WAL's alone (synced at every commit, or by :func:`sync_log` for the
+commits that skip it): when the log is copied back does not change what a power cut can lose."""
+
+
+_RELAXED = "niem_exchange_sync_relaxed"
+"""Key in a pooled connection's ``info``: :func:`commit_unsynced` relaxed it; checkout makes it FULL again."""
+
+
+def commit_unsynced(conn: Connection) -> None:
+    """Let the transaction ``conn`` is about to begin commit without waiting for the disk (SQLite only).
+
+    Every other commit waits until the write-ahead log is on disk (``synchronous=FULL``), and waits holding the
+    database's one write lock, so each is an fsync every other process queues behind. With ``synchronous=NORMAL``
+    a commit is durable against a crash of the process but not yet against a power cut: a power cut may lose
+    it, and, the log being written and recovered in order, every commit after it, up to the next one on disk
+    (SQLite documents WAL with NORMAL as always consistent, losing only the latest transactions). The database
+    comes back as it was at some earlier moment, never half-way. So only a transaction whose loss loses nothing
+    may use it: one after which nothing leaves the machine until :func:`sync_log` or a synced commit has put
+    it on disk. The pipeline's links, queued messages, claims and settled deliveries are such: a delivery syncs
+    the log before it sends a chunk and when its pass ends; a window whose links or messages were lost is read
+    again (the same records, the same message ids), a settled chunk that was lost is still claimed, and the next
+    pass sends it again to a transport idempotent per message id, which records it once.
+
+    Call before the transaction begins (SQLite refuses to change it inside one). The connection stays so until
+    it goes back to the pool; it comes out again synced (:func:`_sync_again`).
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    record = conn.connection
+    record.dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    record.info[_RELAXED] = True
+
+
+def _sync_again(dbapi_connection, record, _proxy) -> None:
+    """Pool checkout: a connection :func:`commit_unsynced` relaxed waits for the disk again at every commit."""
+    if record.info.pop(_RELAXED, False):
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
+
+
+def sync_log(engine: Engine) -> None:
+    """Put every commit made so far, by any process, on disk, holding no lock (SQLite; elsewhere a no-op).
+
+    What a synced commit does after writing its pages, without the write lock: a commit's pages are in the
+    write-ahead log (``<database>-wal``) when the commit returns, in the order of the commits, so syncing that
+    file makes every commit up to now durable. A commit whose pages a checkpoint has meanwhile copied into the
+    database file is durable already (with WAL, SQLite syncs the log before a checkpoint and the database file
+    after it, and only then starts the log over). No log file: every connection has closed, and the last one
+    checkpointed it into the database file and synced it. SQLite keeps no locks on the log file (its locks
+    are on the database and ``-shm`` files), so opening and closing it here cannot drop one.
+    PostgreSQL's commits are durable when they return.
+    """
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        return
+    try:
+        fd = os.open(f"{engine.url.database}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
