@@ -16,7 +16,7 @@ from exchange import disclosure
 from exchange.runtime import Exchange
 from exchange.security import encrypt, sign_to_serialize
 from exchange.state import ledger
-from exchange.state.db import commit_unsynced, sync_log
+from exchange.state.db import begin_unsynced, commit_unsynced, sync_log
 from exchange.state.outbox import NewMessage, QueuedMessage, message_id
 from exchange.state.reissue import identities_of, supersede_moved
 from exchange.state.windows import WindowCounts
@@ -84,13 +84,11 @@ def process_window(ex: Exchange, key: str) -> WindowCounts:
         entries = _queue_chunk(ex, current, key, tally, taken)
         if following is None:
             break
-        with ex.engine.begin() as conn:
-            commit_unsynced(conn)  # nothing leaves before a delivery syncs the log
+        with begin_unsynced(ex.engine) as conn:  # nothing leaves before a delivery syncs the log
             tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
             supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
         current = following
-    with ex.engine.begin() as conn:
-        commit_unsynced(conn)
+    with begin_unsynced(ex.engine) as conn:
         tally.enqueued += ex.outbox.enqueue_many(entries, conn=conn)
         # a merge or split between linking and here: those messages wait for the window's second reading
         supersede_moved(conn, ex.config.name, key, ex.source.system, entries, ex.clock())
@@ -379,10 +377,8 @@ def deliver(ex: Exchange, recipient_id: str, *, untried_only: bool = False) -> D
         claimed: list[QueuedMessage] | None = None
         for index, chunk in enumerate(chunks):
             if claimed is None:  # not taken by the settling of the chunk before (the first, or none committed)
-                with ex.engine.connect() as conn:
-                    commit_unsynced(conn)
-                    with conn.begin():
-                        claimed = ex.outbox.claim_many(chunk, ex.clock(), conn=conn)
+                with begin_unsynced(ex.engine) as conn:
+                    claimed = ex.outbox.claim_many(chunk, ex.clock(), conn=conn)
             # The claims, the messages' queueing and links, and the chunk before's receipts are on disk before
             # anything of this chunk leaves: every commit so far, synced at once, outside the write lock.
             sync_log(ex.engine)
@@ -467,12 +463,10 @@ def _settle(ex: Exchange, recipient, transport, sent: list[tuple[QueuedMessage, 
             message_id=message.message_id, message_type=message.message_type,
             message_sha256=message.sha256, categories=message.categories, **terms[message.message_type],
         ))
-    with ex.engine.connect() as conn:
-        commit_unsynced(conn)  # on disk before the next chunk leaves, and when the pass ends (sync_log)
-        with conn.begin():
-            ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
-            ledger.append_many(conn, entries)
-            claimed = ex.outbox.claim_many(following, ex.clock(), conn=conn)
+    with begin_unsynced(ex.engine) as conn:  # on disk before the next chunk leaves and when the pass ends
+        ex.outbox.mark_delivered_many(conn, [receipt for _, receipt in sent])
+        ledger.append_many(conn, entries)
+        claimed = ex.outbox.claim_many(following, ex.clock(), conn=conn)
     return DeliveryCounts(len(sent)), claimed
 
 

@@ -7,6 +7,8 @@ payloads already encrypted to their recipient, errors keep a field path and a re
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (
@@ -384,6 +386,15 @@ def commit_unsynced(conn: Connection) -> None:
     record.info[_RELAXED] = True
 
 
+@contextmanager
+def begin_unsynced(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` for a transaction that commits without waiting for the disk (:func:`commit_unsynced`)."""
+    with engine.connect() as conn:
+        commit_unsynced(conn)
+        with conn.begin():
+            yield conn
+
+
 def _sync_again(dbapi_connection, record, _proxy) -> None:
     """Pool checkout: a connection :func:`commit_unsynced` relaxed waits for the disk again at every commit."""
     if record.info.pop(_RELAXED, False):
@@ -409,7 +420,10 @@ def sync_log(engine: Engine) -> None:
     except FileNotFoundError:
         return
     try:
-        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+        if hasattr(os, "fdatasync"):  # the data and the size; what SQLite's own sync of the log uses on Linux
+            os.fdatasync(fd)
+        else:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
