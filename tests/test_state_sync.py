@@ -13,7 +13,6 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import event
 
 from exchange import pipeline
@@ -25,6 +24,17 @@ from tests.support.drops import local_outbox_exchange
 RECIPIENT = "county-bh"
 _WRITE = re.compile(r'^\s*(INSERT(?: OR \w+)? INTO|UPDATE|DELETE FROM)\s+"?(\w+)', re.IGNORECASE)
 _LEVELS = {1: "NORMAL", 2: "FULL"}
+
+
+def watch_syncs(monkeypatch, synced) -> None:
+    """Call ``synced(path)`` after each fdatasync the process makes (the real one runs first)."""
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real(fd)
+        synced(Path(os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
 
 
 class Timeline:
@@ -43,17 +53,14 @@ class Timeline:
         event.listen(engine, "checkout", self._watch)
         event.listen(engine, "commit", self._commit)
         event.listen(engine, "rollback", self._rollback)
-        real = os.fdatasync
-
-        def fdatasync(fd: int) -> None:
-            real(fd)
-            if Path(os.readlink(f"/proc/self/fd/{fd}")) == self._log:
-                self.events.append(("sync",))
-
-        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        watch_syncs(monkeypatch, self._synced)
 
     def commits(self) -> list[tuple[str, frozenset]]:
         return [(e[1], e[2]) for e in self.events if e[0] == "commit"]
+
+    def _synced(self, path: Path) -> None:
+        if path == self._log:
+            self.events.append(("sync",))
 
     def _watch(self, dbapi_connection, _record, _proxy) -> None:
         key = id(dbapi_connection)
@@ -171,14 +178,8 @@ def test_a_connection_relaxed_for_one_transaction_comes_out_of_the_pool_synced_a
 def test_the_log_synced_is_the_databases_wherever_the_process_has_moved(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     engine = open_engine("sqlite:///var/state.db")  # relative, as a config may give it
-    synced: list[str] = []
-    real = os.fdatasync
-
-    def fdatasync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    synced: list[Path] = []
+    watch_syncs(monkeypatch, synced.append)
     with engine.connect() as conn:
         commit_unsynced(conn)
         with conn.begin():
@@ -186,15 +187,8 @@ def test_the_log_synced_is_the_databases_wherever_the_process_has_moved(tmp_path
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     sync_log(engine)
-    assert synced == [str(tmp_path / "var" / "state.db-wal")]
+    assert synced == [tmp_path / "var" / "state.db-wal"]
     engine.dispose()  # the last connection checkpoints the log into the database and removes it
     assert not (tmp_path / "var" / "state.db-wal").exists()
     sync_log(engine)  # nothing left to sync: no error
     assert len(synced) == 1
-
-
-@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://"])
-def test_an_in_memory_database_has_no_log_to_sync(url):
-    engine = open_engine(url)
-    sync_log(engine)
-    engine.dispose()
