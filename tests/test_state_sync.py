@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 from exchange import pipeline
 from exchange.runtime import open_exchange
-from exchange.state.db import commit_unsynced, open_engine, sync_log
+from exchange.state.db import begin_unsynced, commit_unsynced, open_engine, sync_log
 from tests.conftest import mint_demo_home
 from tests.support.drops import local_outbox_exchange
 
@@ -180,10 +180,8 @@ def test_the_log_synced_is_the_databases_wherever_the_process_has_moved(tmp_path
     engine = open_engine("sqlite:///var/state.db")  # relative, as a config may give it
     synced: list[Path] = []
     watch_syncs(monkeypatch, synced.append)
-    with engine.connect() as conn:
-        commit_unsynced(conn)
-        with conn.begin():
-            conn.exec_driver_sql("INSERT INTO persons VALUES ('p1', '2026-01-01 00:00:00')")
+    with begin_unsynced(engine) as conn:
+        conn.exec_driver_sql("INSERT INTO persons VALUES ('p1', '2026-01-01 00:00:00')")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     sync_log(engine)
