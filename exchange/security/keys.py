@@ -286,6 +286,12 @@ class RecipientCertificate:
         )
 
     @functools.cached_property
+    def public_key(self) -> rsa.RSAPublicKey:
+        """The certificate's RSA public key (:meth:`read` refuses any other), loaded once: ``encrypt`` wraps each
+        message's session key with it."""
+        return self.certificate.public_key()
+
+    @functools.cached_property
     def certificate_text(self) -> str:
         """The certificate as ``ds:X509Certificate`` text in an EncryptedKey, made once.
 

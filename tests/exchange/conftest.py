@@ -127,6 +127,12 @@ def state_recipient(security_pki, security_now) -> RecipientCertificate:
 
 
 @pytest.fixture(scope="session")
+def provider_recipient(security_pki, security_now) -> RecipientCertificate:
+    """Recipient ``provider``'s encryption certificate, loaded once (a second recipient beside ``state``)."""
+    return RecipientCertificate.load(security_pki.recipient_certificate("provider"), now=security_now)
+
+
+@pytest.fixture(scope="session")
 def state_key(security_pki) -> PrivateKey:
     """Recipient ``state``'s private key (the receiving side)."""
     return PrivateKey.load(security_pki.recipient_key("state"))

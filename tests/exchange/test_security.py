@@ -9,11 +9,15 @@ import base64
 import copy
 import datetime as dt
 import os
+import re
 import stat
+from pathlib import Path
 
 import pytest
 import xmlsec
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from exchange.security import (
@@ -32,6 +36,7 @@ from exchange.security import (
     sign_to_serialize,
     verify,
 )
+from exchange.security.keys import key_id, public_xmlsec_key
 from transforms.model.errors import ConfigError, SecurityError
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -294,9 +299,74 @@ def test_encrypt_then_decrypt_round_trips(document, identity, state_recipient, s
     assert c14n(verify(plaintext, [identity.certificate])) == c14n(root)
 
 
-def test_each_message_gets_a_fresh_session_key(document, state_recipient):
+def _session_keys(message: bytes, key_pem) -> list[bytes]:
+    """Each EncryptedKey's session key, unwrapped with ``cryptography`` and the recipient's private key: what a
+    receiver without xmlsec does (rsa-oaep-mgf1p is OAEP with SHA-1 and MGF1-SHA-1, no label)."""
+    private = serialization.load_pem_private_key(Path(key_pem).read_bytes(), password=None)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    found = []
+    for value in etree.fromstring(message).iterfind(f"{{{DS}}}KeyInfo/{{{XENC}}}EncryptedKey/{{{XENC}}}CipherData/"
+                                                    f"{{{XENC}}}CipherValue"):
+        try:
+            found.append(private.decrypt(base64.b64decode(value.text), oaep))
+        except ValueError:
+            found.append(b"")  # wrapped to another recipient's key
+    return found
+
+
+def test_each_message_gets_a_fresh_session_key(document, state_recipient, security_pki):
     first, second = encrypt(document(), state_recipient), encrypt(document(), state_recipient)
-    assert first != second
+    (one,), (two,) = (_session_keys(m, security_pki.recipient_key("state")) for m in (first, second))
+    assert len(one) == len(two) == 32  # AES-256
+    assert one != two
+
+
+def test_every_recipient_unwraps_the_same_session_key(document, state_recipient, provider_recipient, security_pki):
+    message = encrypt(document(), [state_recipient, provider_recipient])
+    state = _session_keys(message, security_pki.recipient_key("state"))
+    provider = _session_keys(message, security_pki.recipient_key("provider"))
+    assert state[0] == provider[1] and len(state[0]) == 32
+    assert state[1] == provider[0] == b""  # each EncryptedKey opens with its own recipient's key only
+
+
+def _xmlsec_wraps(root, recipients) -> bytes:
+    """The EncryptedData xmlsec writes when it wraps the session key itself (encrypt() did until 2026-12):
+    the recipients' public keys in a keys manager, named by key id when there are several."""
+    template = xmlsec.template.encrypted_data_create(
+        etree.Element("holder"), xmlsec.constants.TransformAes256Gcm, type=xmlsec.constants.TypeEncElement, ns="xenc")
+    xmlsec.template.encrypted_data_ensure_cipher_value(template)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+    manager = xmlsec.KeysManager()
+    infos = []
+    for each in recipients:
+        encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
+        xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
+        info = xmlsec.template.encrypted_data_ensure_key_info(encrypted_key)
+        key = public_xmlsec_key(each.certificate)
+        if len(recipients) > 1:
+            xmlsec.template.add_key_name(info, key_id(each.certificate))
+            key.name = key_id(each.certificate)
+        manager.add_key(key)
+        infos.append(info)
+    context = xmlsec.EncryptionContext(manager)
+    context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
+    encrypted = context.encrypt_binary(template, etree.tostring(root, encoding="UTF-8", with_tail=False))
+    for each, info in zip(recipients, infos):
+        data = xmlsec.template.add_x509_data(info)
+        xmlsec.template.x509_data_add_certificate(data).text = each.certificate_text
+    return etree.tostring(encrypted, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_the_encrypted_data_is_laid_out_as_xmlsec_writes_it(document, state_recipient, provider_recipient, several):
+    """encrypt() wraps the session key with cryptography, not xmlsec (see its module): receivers must see the
+    same document, byte for byte but for the base64 of the ciphertexts."""
+    recipients = [state_recipient, provider_recipient] if several else [state_recipient]
+    root = document()
+    ours, xmlsecs = encrypt(root, recipients), _xmlsec_wraps(root, recipients)
+    ciphertext = re.compile(rb"(<xenc:CipherValue>)[A-Za-z0-9+/=\n]+(</xenc:CipherValue>)")
+    assert ciphertext.sub(rb"\1\2", ours) == ciphertext.sub(rb"\1\2", xmlsecs)
+    assert len(ciphertext.findall(ours)) == len(recipients) + 1
 
 
 def test_a_message_for_one_recipient_cannot_be_decrypted_by_another(document, state_recipient, provider_key, refused):
