@@ -18,7 +18,7 @@ defines), written in the shape xmlsec writes it. xmlsec wrapped it itself until 
 not changed (a test compares the two shapes); it was slower because xmlsec 1.3.9 on OpenSSL 3 matches the
 recipient's key to the key request by reading the key's type, which exports the whole RSA key to an
 ``OSSL_PARAM`` list and back, twice per EncryptedKey: a third of an encryption to an RSA-3072 certificate
-(156 us -> 108 us a booking notification, ``bench/RESULTS.md``).
+(156 us -> 110 us a booking notification, ``bench/RESULTS.md``).
 
 Several recipients (where a profile allows one message for all of them): one EncryptedKey per recipient,
 each wrapping the same session key to that recipient's certificate and naming it twice, by

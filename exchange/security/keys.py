@@ -215,12 +215,13 @@ class SigningIdentity:
 
 
 def public_xmlsec_key(certificate: x509.Certificate) -> xmlsec.Key:
-    """The certificate's public key alone as an ``xmlsec.Key`` (no X.509 data), for RSA-OAEP key transport.
+    """The certificate's public key alone as an ``xmlsec.Key`` (no X.509 data), for xmlsec's own RSA-OAEP.
 
-    xmlsec duplicates the key it finds in a manager for every EncryptedKey; duplicating a key that carries
-    its certificate parses the certificate again, and xmlsec then writes it out (together ~100 us of a
-    ~440 us RSA-3072 encrypt). ``encrypt`` writes ``ds:X509Certificate`` itself instead. Raises
-    ``xmlsec.Error`` if xmlsec cannot load the key.
+    What :class:`RecipientCertificate`'s manager holds: loading it proves xmlsec can use the certificate, and
+    it is what raw xmlsec encryption needs (tests crafting messages our ``encrypt`` never writes, the
+    benchmark's baseline). ``encrypt`` itself wraps session keys with ``cryptography`` (see there). A key that
+    carried its certificate would be parsed again on every copy xmlsec makes. Raises ``xmlsec.Error`` if xmlsec
+    cannot load the key.
     """
     spki = certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -230,10 +231,12 @@ def public_xmlsec_key(certificate: x509.Certificate) -> xmlsec.Key:
 
 @dataclass(frozen=True, eq=False)
 class RecipientCertificate:
-    """A recipient's encryption certificate with a preloaded ``xmlsec.KeysManager`` for key transport.
+    """A recipient's encryption certificate, checked and loaded once for many messages.
 
-    The manager holds the bare public key (:func:`public_xmlsec_key`); ``certificate_text`` is what
-    :func:`~exchange.security.encryption.encrypt` writes into ``ds:X509Certificate``.
+    :func:`~exchange.security.encryption.encrypt` wraps session keys to :attr:`public_key` and writes
+    ``certificate_text`` into ``ds:X509Certificate``. ``manager`` holds the bare public key for xmlsec
+    (:func:`public_xmlsec_key`): loading it checks that xmlsec can read the certificate, and raw xmlsec
+    encryption (tests, the benchmark's baseline) uses it.
     """
 
     certificate: x509.Certificate = field(repr=False)
