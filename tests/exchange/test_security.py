@@ -329,11 +329,12 @@ def test_every_recipient_unwraps_the_same_session_key(document, state_recipient,
     assert state[1] == provider[0] == b""  # each EncryptedKey opens with its own recipient's key only
 
 
-def _xmlsec_wraps(root, recipients) -> bytes:
+def _xmlsec_wraps(root, recipients, cipher=xmlsec.constants.TransformAes256Gcm) -> bytes:
     """The EncryptedData xmlsec writes when it wraps the session key itself (encrypt() did until 2026-12):
-    the recipients' public keys in a keys manager, named by key id when there are several."""
+    the recipients' public keys in a keys manager, named by key id when there are several. ``cipher``: also
+    for content ciphers our encrypt() never uses."""
     template = xmlsec.template.encrypted_data_create(
-        etree.Element("holder"), xmlsec.constants.TransformAes256Gcm, type=xmlsec.constants.TypeEncElement, ns="xenc")
+        etree.Element("holder"), cipher, type=xmlsec.constants.TypeEncElement, ns="xenc")
     xmlsec.template.encrypted_data_ensure_cipher_value(template)
     key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
     manager = xmlsec.KeysManager()
@@ -388,24 +389,10 @@ def test_a_tampered_ciphertext_is_refused(document, state_recipient, state_key, 
     refused("cannot be decrypted", decrypt, to_bytes(tree), state_key)
 
 
-def _encrypt_with(root, recipient, cipher) -> bytes:
-    """Encrypt with python-xmlsec directly, for ciphers our encrypt() never uses."""
-    template = xmlsec.template.encrypted_data_create(
-        root, cipher, type=xmlsec.constants.TypeEncElement, ns="xenc"
-    )
-    xmlsec.template.encrypted_data_ensure_cipher_value(template)
-    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
-    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xmlsec.constants.TransformRsaOaep)
-    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
-    context = xmlsec.EncryptionContext(recipient.manager)
-    context.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
-    return to_bytes(context.encrypt_xml(template, root))
-
-
 def test_cbc_is_refused_unless_legacy_is_allowed(document, state_recipient, state_key, refused):
     root = document()
     expected = c14n(root)
-    message = _encrypt_with(root, state_recipient, xmlsec.constants.TransformAes256Cbc)
+    message = _xmlsec_wraps(root, [state_recipient], xmlsec.constants.TransformAes256Cbc)
     refused("legacy algorithm AES256_CBC", decrypt, message, state_key)
     assert c14n(etree.fromstring(decrypt(message, state_key, allow_legacy=True))) == expected
 
